@@ -1,0 +1,752 @@
+//! Message types and their byte form.
+//!
+//! ```text
+//! message  = magic "AK" | tag (version << 4 | kind) | sites | columns | body | crc32-LE
+//! sites    = count, count × 16-byte site id            (strictly ascending)
+//! columns  = count, count × (table, column, descriptor) (strictly ascending)
+//! ```
+//! Bodies refer to sites and columns by index, so a site id or a column name
+//! appears once per message. See `ARCHITECTURE.md` for every field.
+
+use std::collections::BTreeMap;
+
+use super::reader::Reader;
+use super::varint::{put_u64, zigzag};
+use crate::changes::{Changes, ColumnDeltas, ColumnId};
+use crate::error::DecodeError;
+use crate::group::Group;
+use crate::key::{Key, KeyKind, KeyPart, KeyShape, MAX_KEY_PARTS};
+use crate::site::{SiteId, VersionVector};
+
+/// The two magic bytes that open every message.
+pub const MAGIC: [u8; 2] = *b"AK";
+/// The wire format version this build writes and reads.
+pub const WIRE_FORMAT_VERSION: u8 = 1;
+
+const CHECKSUM_LEN: usize = 4;
+const MIN_MESSAGE_LEN: usize = MAGIC.len() + 1 + 1 + 1 + CHECKSUM_LEN;
+
+const ENC_ZIGZAG: u64 = 0;
+const ENC_FIXED: u64 = 1;
+const ENC_VARINT: u64 = 2;
+
+const PAYLOAD_COALESCED: u8 = 0;
+const PAYLOAD_BATCHES: u8 = 1;
+const PAYLOAD_SNAPSHOT: u8 = 2;
+
+const FLAG_RELAYS: u8 = 1;
+
+/// A sealed batch: every delta one origin sealed at one seq, at most one per
+/// cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The site that sealed it.
+    pub origin: SiteId,
+    /// Its sequence number at that site (1, 2, 3, ...).
+    pub seq: u64,
+    /// Its deltas.
+    pub changes: Changes,
+}
+
+/// A replica's version vector, as returned by `atomik_vector()` and taken by
+/// `atomik_changes()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorMessage {
+    /// Whose vector it is.
+    pub site: SiteId,
+    /// The vector.
+    pub vector: VersionVector,
+}
+
+/// The first half of the one-round-trip sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// The asking replica.
+    pub site: SiteId,
+    /// True when the asker relays to others and wants per-origin batches
+    /// instead of one coalesced sum (rule 8).
+    pub relays: bool,
+    /// The asker's vector when it made the request.
+    pub vector: VersionVector,
+    /// Batches the asker uploads: its outbox (a leaf) or every stored batch
+    /// its upstream may lack (a relay), in (origin, seq) order.
+    pub batches: Vec<Batch>,
+}
+
+/// What a response carries down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// One coalesced delta per cell: the sum of every batch the base vector
+    /// lacks, minus the asker's own (for leaves).
+    Coalesced(Changes),
+    /// The stored batches the base vector lacks, per origin (for relays).
+    Batches(Vec<Batch>),
+    /// The hub's references, for a replica that must bootstrap.
+    Snapshot(Changes),
+}
+
+impl Payload {
+    fn name(&self) -> &'static str {
+        match self {
+            Payload::Coalesced(_) => "coalesced download",
+            Payload::Batches(_) => "relay download",
+            Payload::Snapshot(_) => "snapshot",
+        }
+    }
+}
+
+/// The second half of the one-round-trip sync, and the output of
+/// `atomik_changes()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResponse {
+    /// The replica it answers (rule 6: any other rejects it).
+    pub to: SiteId,
+    /// The replica that computed it.
+    pub from: SiteId,
+    /// The asker's vector it was computed against.
+    pub base: VersionVector,
+    /// The responder's vector when it answered, after applying the uploads.
+    /// Its entry for `to` acknowledges the asker's batches; for a coalesced
+    /// payload the download covers `base.max(hub_vector)`; for a snapshot it
+    /// is exactly what the snapshot covers.
+    pub hub_vector: VersionVector,
+    /// What is carried down.
+    pub payload: Payload,
+}
+
+impl SyncResponse {
+    /// The highest seq of the asker's own batches the responder holds.
+    pub fn ack(&self) -> u64 {
+        self.hub_vector.get(&self.to)
+    }
+
+    /// What the asker's vector becomes after applying a coalesced payload.
+    pub fn covers(&self) -> VersionVector {
+        self.base.max(&self.hub_vector)
+    }
+
+    /// Short name of the payload kind, for reports.
+    pub fn payload_name(&self) -> &'static str {
+        self.payload.name()
+    }
+}
+
+/// Any atomik message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A sealed batch.
+    Batch(Batch),
+    /// A version vector.
+    Vector(VectorMessage),
+    /// A sync request.
+    Request(SyncRequest),
+    /// A sync response or download.
+    Response(SyncResponse),
+}
+
+/// The kind code in the low nibble of the tag byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// [`Message::Batch`]
+    Batch = 1,
+    /// [`Message::Vector`]
+    Vector = 2,
+    /// [`Message::Request`]
+    Request = 3,
+    /// [`Message::Response`]
+    Response = 4,
+}
+
+impl MessageKind {
+    /// A human name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Batch => "batch",
+            MessageKind::Vector => "vector",
+            MessageKind::Request => "sync request",
+            MessageKind::Response => "sync response",
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(MessageKind::Batch),
+            2 => Some(MessageKind::Vector),
+            3 => Some(MessageKind::Request),
+            4 => Some(MessageKind::Response),
+            _ => None,
+        }
+    }
+}
+
+impl Message {
+    /// This message's kind.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Batch(_) => MessageKind::Batch,
+            Message::Vector(_) => MessageKind::Vector,
+            Message::Request(_) => MessageKind::Request,
+            Message::Response(_) => MessageKind::Response,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+/// The site and column dictionaries of one message.
+struct Dictionary {
+    sites: BTreeMap<SiteId, u64>,
+    columns: BTreeMap<(ColumnId, KeyShape), u64>,
+}
+
+impl Dictionary {
+    fn collect(msg: &Message) -> Dictionary {
+        let mut sites = BTreeMap::new();
+        let mut columns = BTreeMap::new();
+        let mut site = |s: &SiteId| {
+            sites.insert(*s, 0);
+        };
+        let mut changes = |c: &Changes| {
+            for (id, block) in c.columns() {
+                columns.insert((id.clone(), block.shape.clone()), 0);
+            }
+        };
+        let mut batches = |bs: &[Batch], site: &mut dyn FnMut(&SiteId)| {
+            for b in bs {
+                site(&b.origin);
+                changes(&b.changes);
+            }
+        };
+        match msg {
+            Message::Batch(b) => batches(std::slice::from_ref(b), &mut site),
+            Message::Vector(v) => {
+                site(&v.site);
+                v.vector.iter().for_each(|(s, _)| site(&s));
+            }
+            Message::Request(r) => {
+                site(&r.site);
+                r.vector.iter().for_each(|(s, _)| site(&s));
+                batches(&r.batches, &mut site);
+            }
+            Message::Response(r) => {
+                site(&r.to);
+                site(&r.from);
+                r.base.iter().for_each(|(s, _)| site(&s));
+                r.hub_vector.iter().for_each(|(s, _)| site(&s));
+                match &r.payload {
+                    Payload::Coalesced(c) | Payload::Snapshot(c) => {
+                        for (id, block) in c.columns() {
+                            columns.insert((id.clone(), block.shape.clone()), 0);
+                        }
+                    }
+                    Payload::Batches(bs) => batches(bs, &mut site),
+                }
+            }
+        }
+        for (i, v) in sites.values_mut().enumerate() {
+            *v = i as u64;
+        }
+        for (i, v) in columns.values_mut().enumerate() {
+            *v = i as u64;
+        }
+        Dictionary { sites, columns }
+    }
+
+    fn site(&self, s: &SiteId) -> u64 {
+        self.sites[s]
+    }
+}
+
+/// Pack a key shape and group into the dictionary descriptor:
+/// bits 0–1 group code, bits 2–4 (parts − 1), bits 5.. one bit per part,
+/// set for text.
+fn descriptor(group: Group, shape: &KeyShape) -> u64 {
+    let kinds = shape.kinds();
+    let mut text_bits = 0u64;
+    for (i, k) in kinds.iter().enumerate() {
+        if *k == KeyKind::Text {
+            text_bits |= 1 << i;
+        }
+    }
+    u64::from(group.code()) | (((kinds.len() - 1) as u64) << 2) | (text_bits << 5)
+}
+
+/// Encode a message into its canonical bytes.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let dict = Dictionary::collect(msg);
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.push((WIRE_FORMAT_VERSION << 4) | msg.kind() as u8);
+    put_u64(&mut out, dict.sites.len() as u64);
+    for s in dict.sites.keys() {
+        out.extend_from_slice(s.as_bytes());
+    }
+    put_u64(&mut out, dict.columns.len() as u64);
+    for (id, shape) in dict.columns.keys() {
+        put_str(&mut out, &id.table);
+        put_str(&mut out, &id.column);
+        put_u64(&mut out, descriptor(id.group, shape));
+    }
+    match msg {
+        Message::Batch(b) => {
+            put_u64(&mut out, dict.site(&b.origin));
+            put_u64(&mut out, b.seq);
+            put_changes(&mut out, &dict, &b.changes);
+        }
+        Message::Vector(v) => {
+            put_u64(&mut out, dict.site(&v.site));
+            put_vector(&mut out, &dict, &v.vector);
+        }
+        Message::Request(r) => {
+            put_u64(&mut out, dict.site(&r.site));
+            out.push(if r.relays { FLAG_RELAYS } else { 0 });
+            put_vector(&mut out, &dict, &r.vector);
+            put_batches(&mut out, &dict, &r.batches);
+        }
+        Message::Response(r) => {
+            put_u64(&mut out, dict.site(&r.to));
+            put_u64(&mut out, dict.site(&r.from));
+            put_vector(&mut out, &dict, &r.base);
+            put_vector(&mut out, &dict, &r.hub_vector);
+            match &r.payload {
+                Payload::Coalesced(c) => {
+                    out.push(PAYLOAD_COALESCED);
+                    put_changes(&mut out, &dict, c);
+                }
+                Payload::Batches(bs) => {
+                    out.push(PAYLOAD_BATCHES);
+                    put_batches(&mut out, &dict, bs);
+                }
+                Payload::Snapshot(c) => {
+                    out.push(PAYLOAD_SNAPSHOT);
+                    put_changes(&mut out, &dict, c);
+                }
+            }
+        }
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u64(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_vector(out: &mut Vec<u8>, dict: &Dictionary, v: &VersionVector) {
+    put_u64(out, v.len() as u64);
+    for (site, seq) in v.iter() {
+        put_u64(out, dict.site(&site));
+        put_u64(out, seq);
+    }
+}
+
+/// Batches grouped into runs of consecutive seqs of one origin.
+fn put_batches(out: &mut Vec<u8>, dict: &Dictionary, batches: &[Batch]) {
+    let mut sorted: Vec<&Batch> = batches.iter().collect();
+    sorted.sort_by(|a, b| (a.origin, a.seq).cmp(&(b.origin, b.seq)));
+    let mut runs: Vec<&[&Batch]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=sorted.len() {
+        let breaks = i == sorted.len()
+            || sorted[i].origin != sorted[i - 1].origin
+            || sorted[i].seq != sorted[i - 1].seq.wrapping_add(1);
+        if breaks {
+            if i > start {
+                runs.push(&sorted[start..i]);
+            }
+            start = i;
+        }
+    }
+    put_u64(out, runs.len() as u64);
+    for run in runs {
+        put_u64(out, dict.site(&run[0].origin));
+        put_u64(out, run[0].seq);
+        put_u64(out, run.len() as u64);
+        for b in run {
+            put_changes(out, dict, &b.changes);
+        }
+    }
+}
+
+fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes) {
+    let blocks: Vec<_> = changes.columns().filter(|(_, b)| !b.cells.is_empty()).collect();
+    put_u64(out, blocks.len() as u64);
+    for (id, block) in blocks {
+        let index = dict.columns[&(id.clone(), block.shape.clone())];
+        let enc = match id.group {
+            Group::Add => ENC_ZIGZAG,
+            Group::Xor => {
+                let varint_len: usize = block.cells.values().map(|d| super::varint::len_u64(*d)).sum();
+                if varint_len < 8 * block.cells.len() {
+                    ENC_VARINT
+                } else {
+                    ENC_FIXED
+                }
+            }
+        };
+        put_u64(out, (index << 2) | enc);
+        put_u64(out, block.cells.len() as u64);
+        let mut previous: i64 = 0;
+        for (key, delta) in &block.cells {
+            if block.shape.is_single_int() {
+                let KeyPart::Int(k) = key.0[0] else {
+                    unreachable!("Changes::add checks keys against the shape")
+                };
+                put_u64(out, zigzag(k.wrapping_sub(previous)));
+                previous = k;
+            } else {
+                for part in &key.0 {
+                    match part {
+                        KeyPart::Int(v) => put_u64(out, zigzag(*v)),
+                        KeyPart::Text(s) => put_str(out, s),
+                    }
+                }
+            }
+            match enc {
+                ENC_ZIGZAG => put_u64(out, zigzag(*delta as i64)),
+                ENC_VARINT => put_u64(out, *delta),
+                _ => out.extend_from_slice(&delta.to_le_bytes()),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+struct DecodeDictionary {
+    sites: Vec<SiteId>,
+    columns: Vec<(ColumnId, KeyShape)>,
+}
+
+impl DecodeDictionary {
+    fn site(&self, r: &mut Reader<'_>, what: &'static str) -> Result<SiteId, DecodeError> {
+        let i = r.varint(what)?;
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.sites.get(i))
+            .copied()
+            .ok_or_else(|| {
+                DecodeError::Malformed(format!(
+                    "{what} refers to site #{i} of {}",
+                    self.sites.len()
+                ))
+            })
+    }
+}
+
+/// Decode and validate a message. Nothing is trusted: lengths, counts,
+/// indexes, orderings, UTF-8 and the checksum are all checked.
+///
+/// # Errors
+/// A [`DecodeError`] saying what is wrong.
+pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+    if bytes.len() < MIN_MESSAGE_LEN {
+        if bytes.len() >= 2 && bytes[..2] != MAGIC {
+            return Err(DecodeError::BadMagic([bytes[0], bytes[1]]));
+        }
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    if bytes[..2] != MAGIC {
+        return Err(DecodeError::BadMagic([bytes[0], bytes[1]]));
+    }
+    let tag = bytes[2];
+    if tag >> 4 != WIRE_FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedVersion(tag >> 4));
+    }
+    let kind = MessageKind::from_code(tag & 0x0F).ok_or(DecodeError::UnknownKind(tag & 0x0F))?;
+    let (body, crc_bytes) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(crc_bytes);
+    let stored = u32::from_le_bytes(stored);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    let mut r = Reader::new(&body[3..]);
+    let dict = read_dictionary(&mut r)?;
+    let msg = match kind {
+        MessageKind::Batch => {
+            let origin = dict.site(&mut r, "batch origin")?;
+            let seq = read_seq(&mut r, "batch seq")?;
+            let changes = read_changes(&mut r, &dict)?;
+            Message::Batch(Batch {
+                origin,
+                seq,
+                changes,
+            })
+        }
+        MessageKind::Vector => {
+            let site = dict.site(&mut r, "vector owner")?;
+            let vector = read_vector(&mut r, &dict, "vector")?;
+            Message::Vector(VectorMessage { site, vector })
+        }
+        MessageKind::Request => {
+            let site = dict.site(&mut r, "request sender")?;
+            let flags = r.u8("request flags")?;
+            if flags & !FLAG_RELAYS != 0 {
+                return Err(DecodeError::Malformed(format!(
+                    "request flags 0x{flags:02x} has unknown bits"
+                )));
+            }
+            let vector = read_vector(&mut r, &dict, "request vector")?;
+            let batches = read_batches(&mut r, &dict)?;
+            Message::Request(SyncRequest {
+                site,
+                relays: flags & FLAG_RELAYS != 0,
+                vector,
+                batches,
+            })
+        }
+        MessageKind::Response => {
+            let to = dict.site(&mut r, "response recipient")?;
+            let from = dict.site(&mut r, "response sender")?;
+            let base = read_vector(&mut r, &dict, "response base vector")?;
+            let hub_vector = read_vector(&mut r, &dict, "response hub vector")?;
+            let payload = match r.u8("payload kind")? {
+                PAYLOAD_COALESCED => Payload::Coalesced(read_changes(&mut r, &dict)?),
+                PAYLOAD_BATCHES => Payload::Batches(read_batches(&mut r, &dict)?),
+                PAYLOAD_SNAPSHOT => Payload::Snapshot(read_changes(&mut r, &dict)?),
+                other => {
+                    return Err(DecodeError::Malformed(format!(
+                        "unknown payload kind {other}"
+                    )))
+                }
+            };
+            Message::Response(SyncResponse {
+                to,
+                from,
+                base,
+                hub_vector,
+                payload,
+            })
+        }
+    };
+    if r.remaining() != 0 {
+        return Err(DecodeError::TrailingBytes(r.remaining()));
+    }
+    Ok(msg)
+}
+
+fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
+    let seq = r.varint(what)?;
+    if seq == 0 {
+        return Err(DecodeError::Malformed(format!("{what} is 0 (seqs start at 1)")));
+    }
+    Ok(seq)
+}
+
+fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, DecodeError> {
+    let n_sites = r.count(16, "site dictionary")?;
+    let mut sites: Vec<SiteId> = Vec::with_capacity(n_sites);
+    for _ in 0..n_sites {
+        let s = SiteId::from_slice(r.take(16, "site id")?).expect("took exactly 16 bytes");
+        if sites.last().is_some_and(|last| *last >= s) {
+            return Err(DecodeError::Malformed(
+                "site dictionary is not strictly ascending".to_string(),
+            ));
+        }
+        sites.push(s);
+    }
+    let n_columns = r.count(3, "column dictionary")?;
+    let mut columns: Vec<(ColumnId, KeyShape)> = Vec::with_capacity(n_columns);
+    for _ in 0..n_columns {
+        let table = r.string("table name")?;
+        let column = r.string("column name")?;
+        let d = r.varint("column descriptor")?;
+        let group = Group::from_code((d & 3) as u8).ok_or_else(|| {
+            DecodeError::Malformed(format!(
+                "column {table}.{column} has unknown group code {}",
+                d & 3
+            ))
+        })?;
+        let parts = ((d >> 2) & 7) as usize + 1;
+        let text_bits = d >> 5;
+        if text_bits >> parts != 0 || parts > MAX_KEY_PARTS {
+            return Err(DecodeError::Malformed(format!(
+                "column {table}.{column} has an invalid key descriptor {d}"
+            )));
+        }
+        let kinds = (0..parts)
+            .map(|i| {
+                if text_bits & (1 << i) != 0 {
+                    KeyKind::Text
+                } else {
+                    KeyKind::Int
+                }
+            })
+            .collect();
+        let shape = KeyShape::new(kinds).map_err(DecodeError::Malformed)?;
+        let entry = (ColumnId { table, column, group }, shape);
+        if columns.last().is_some_and(|last| *last >= entry) {
+            return Err(DecodeError::Malformed(
+                "column dictionary is not strictly ascending".to_string(),
+            ));
+        }
+        columns.push(entry);
+    }
+    Ok(DecodeDictionary { sites, columns })
+}
+
+fn read_vector(
+    r: &mut Reader<'_>,
+    dict: &DecodeDictionary,
+    what: &'static str,
+) -> Result<VersionVector, DecodeError> {
+    let n = r.count(2, what)?;
+    let mut v = VersionVector::new();
+    let mut last: Option<SiteId> = None;
+    for _ in 0..n {
+        let site = dict.site(r, what)?;
+        if last.is_some_and(|l| l >= site) {
+            return Err(DecodeError::Malformed(format!(
+                "{what} entries are not in ascending site order"
+            )));
+        }
+        last = Some(site);
+        let seq = read_seq(r, what)?;
+        v.set(site, seq);
+    }
+    Ok(v)
+}
+
+fn read_batches(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Vec<Batch>, DecodeError> {
+    let runs = r.count(3, "batch runs")?;
+    let mut out: Vec<Batch> = Vec::new();
+    for _ in 0..runs {
+        let origin = dict.site(r, "batch origin")?;
+        let first = read_seq(r, "first seq of a batch run")?;
+        let count = r.count(1, "batches in a run")?;
+        if count == 0 {
+            return Err(DecodeError::Malformed("empty batch run".to_string()));
+        }
+        if let Some(prev) = out.last() {
+            if (prev.origin, prev.seq) >= (origin, first) {
+                return Err(DecodeError::Malformed(
+                    "batch runs are not in ascending (origin, seq) order".to_string(),
+                ));
+            }
+        }
+        for i in 0..count as u64 {
+            let seq = first.checked_add(i).ok_or_else(|| {
+                DecodeError::Malformed("batch seq overflows 64 bits".to_string())
+            })?;
+            let changes = read_changes(r, dict)?;
+            out.push(Batch {
+                origin,
+                seq,
+                changes,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn read_changes(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Changes, DecodeError> {
+    let n_blocks = r.count(2, "column blocks")?;
+    let mut changes = Changes::new();
+    let mut last_index: Option<u64> = None;
+    for _ in 0..n_blocks {
+        let header = r.varint("column block header")?;
+        let index = header >> 2;
+        let enc = header & 3;
+        if last_index.is_some_and(|l| l >= index) {
+            return Err(DecodeError::Malformed(
+                "column blocks are not in ascending dictionary order".to_string(),
+            ));
+        }
+        last_index = Some(index);
+        let (id, shape) = usize::try_from(index)
+            .ok()
+            .and_then(|i| dict.columns.get(i))
+            .ok_or_else(|| {
+                DecodeError::Malformed(format!(
+                    "column block refers to column #{index} of {}",
+                    dict.columns.len()
+                ))
+            })?;
+        let enc_ok = match id.group {
+            Group::Add => enc == ENC_ZIGZAG,
+            Group::Xor => enc == ENC_FIXED || enc == ENC_VARINT,
+        };
+        if !enc_ok {
+            return Err(DecodeError::Malformed(format!(
+                "delta encoding {enc} is not valid for {} column {}.{}",
+                id.group, id.table, id.column
+            )));
+        }
+        if changes.column(id).is_some() {
+            return Err(DecodeError::Malformed(format!(
+                "column {}.{} appears twice with different key shapes",
+                id.table, id.column
+            )));
+        }
+        let n_cells = r.count(2, "cells")?;
+        if n_cells == 0 {
+            return Err(DecodeError::Malformed(format!(
+                "column block {}.{} has no cells",
+                id.table, id.column
+            )));
+        }
+        let mut cells = BTreeMap::new();
+        let mut previous: i64 = 0;
+        let mut last_key: Option<Key> = None;
+        for _ in 0..n_cells {
+            let key = if shape.is_single_int() {
+                let k = previous.wrapping_add(r.zigzag("cell key")?);
+                previous = k;
+                Key::int(k)
+            } else {
+                let mut parts = Vec::with_capacity(shape.kinds().len());
+                for kind in shape.kinds() {
+                    parts.push(match kind {
+                        KeyKind::Int => KeyPart::Int(r.zigzag("cell key")?),
+                        KeyKind::Text => KeyPart::Text(r.string("cell key")?),
+                    });
+                }
+                Key(parts)
+            };
+            if last_key.as_ref().is_some_and(|l| *l >= key) {
+                return Err(DecodeError::Malformed(format!(
+                    "keys of {}.{} are not strictly ascending (duplicate or out of order at {key})",
+                    id.table, id.column
+                )));
+            }
+            let delta = match enc {
+                ENC_ZIGZAG => r.zigzag("cell delta")? as u64,
+                ENC_VARINT => r.varint("cell delta")?,
+                _ => r.u64_le("cell delta")?,
+            };
+            last_key = Some(key.clone());
+            cells.insert(key, delta);
+        }
+        changes.insert_block(
+            id.clone(),
+            ColumnDeltas {
+                shape: shape.clone(),
+                cells,
+            },
+        );
+    }
+    Ok(changes)
+}
+
+impl Message {
+    /// Decode a message that must be of one kind.
+    ///
+    /// # Errors
+    /// Any [`DecodeError`], or [`DecodeError::WrongKind`].
+    pub fn decode_kind(bytes: &[u8], expected: MessageKind) -> Result<Message, DecodeError> {
+        let m = decode(bytes)?;
+        if m.kind() != expected {
+            return Err(DecodeError::WrongKind {
+                expected: expected.name(),
+                found: m.kind().name(),
+            });
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,188 @@
+//! Error types. Every message says what was wrong, and where it can, what to
+//! do instead. Engines map each kind to their own error (an SQLSTATE in
+//! PostgreSQL, an error string in SQLite).
+
+use thiserror::Error;
+
+use crate::group::Group;
+use crate::site::SiteId;
+
+/// A value (17-byte form, text form, or an operation on values) was invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValueError {
+    /// The canonical form is exactly 17 bytes.
+    #[error("atomik value must be 17 bytes, got {0}")]
+    WrongLength(usize),
+    /// The tag's high nibble is a format version this build does not read.
+    #[error(
+        "atomik value has format version {version} (tag 0x{tag:02x}); this build reads version 1"
+    )]
+    UnsupportedVersion {
+        /// The whole tag byte.
+        tag: u8,
+        /// Its high nibble.
+        version: u8,
+    },
+    /// The tag's low nibble names no group.
+    #[error("atomik value has unknown group code {} (tag 0x{tag:02x})", tag & 0x0F)]
+    UnknownGroup {
+        /// The whole tag byte.
+        tag: u8,
+    },
+    /// A group name other than `add` or `xor`.
+    #[error("unknown atomik group \"{0}\" (expected \"add\" or \"xor\")")]
+    UnknownGroupName(String),
+    /// Two values of different groups cannot be combined.
+    #[error("cannot combine atomik values of different groups: {left} and {right}")]
+    GroupMismatch {
+        /// Group of the left operand.
+        left: Group,
+        /// Group of the right operand.
+        right: Group,
+    },
+    /// The text form could not be parsed.
+    #[error("invalid atomik text \"{text}\": {why}")]
+    BadText {
+        /// The offending text (first 80 characters).
+        text: String,
+        /// What was wrong with it.
+        why: String,
+    },
+}
+
+/// A wire message could not be decoded. Nothing of such a message is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// The message is shorter than any message can be.
+    #[error("atomik message is too short ({0} bytes) to be a message")]
+    TooShort(usize),
+    /// The first bytes are not the atomik magic.
+    #[error("not an atomik message (bad magic bytes {0:02x?})")]
+    BadMagic([u8; 2]),
+    /// A message format version this build does not read.
+    #[error("atomik message has format version {0}; this build reads version 1")]
+    UnsupportedVersion(u8),
+    /// An unknown message kind.
+    #[error("atomik message has unknown kind {0}")]
+    UnknownKind(u8),
+    /// The message is not of the kind the caller expected.
+    #[error("expected an atomik {expected} message, got a {found} message")]
+    WrongKind {
+        /// What the call takes.
+        expected: &'static str,
+        /// What arrived.
+        found: &'static str,
+    },
+    /// The checksum does not match: the message was corrupted or truncated.
+    #[error("atomik message checksum mismatch (stored {stored:08x}, computed {computed:08x}): corrupted or truncated")]
+    Checksum {
+        /// Checksum carried by the message.
+        stored: u32,
+        /// Checksum of the bytes received.
+        computed: u32,
+    },
+    /// The message ended in the middle of a field.
+    #[error("atomik message is truncated: {0} runs past the end")]
+    Truncated(&'static str),
+    /// A varint is longer than 10 bytes or overflows 64 bits.
+    #[error("atomik message has an invalid varint in {0}")]
+    BadVarint(&'static str),
+    /// A field holds a value that no valid message holds.
+    #[error("atomik message is malformed: {0}")]
+    Malformed(String),
+    /// Bytes remain after the last field.
+    #[error("atomik message has {0} trailing bytes after its last field")]
+    TrailingBytes(usize),
+}
+
+/// An error of the replication protocol or of the store under it. When a
+/// protocol call returns an error, the caller rolls back its transaction:
+/// nothing of the call is applied.
+#[derive(Debug, Error)]
+pub enum ProtocolError {
+    /// The bytes are not a valid message.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A value-level error.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// A batch from `origin` skips sequence numbers: it cannot be applied
+    /// until the missing ones arrive. Never guessed around.
+    #[error("gap in batches from site {origin}: have seq {have}, got seq {got} (expected {})", have + 1)]
+    Gap {
+        /// The batch's origin site.
+        origin: SiteId,
+        /// The highest seq applied here.
+        have: u64,
+        /// The seq that arrived.
+        got: u64,
+    },
+    /// A message names a table or column that is not tracked here.
+    #[error("table \"{table}\" column \"{column}\" is not tracked here (atomik_track it first)")]
+    Untracked {
+        /// Table name as it arrived.
+        table: String,
+        /// Column name as it arrived.
+        column: String,
+    },
+    /// A delta's group differs from the group of the cell it targets.
+    #[error("group mismatch on {table}.{column} key {key}: cell is {cell}, delta is {delta}")]
+    GroupMismatch {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// The key, rendered.
+        key: String,
+        /// Group of the stored cell.
+        cell: Group,
+        /// Group of the delta.
+        delta: Group,
+    },
+    /// A key does not fit the primary key of the table.
+    #[error("key {key} does not fit the primary key of \"{table}\": {why}")]
+    KeyShape {
+        /// Table name.
+        table: String,
+        /// The key, rendered.
+        key: String,
+        /// What does not fit.
+        why: String,
+    },
+    /// A response answers another replica (rule 6).
+    #[error("this response answers site {addressed}, not this replica ({this})")]
+    NotAddressedHere {
+        /// The site the response names.
+        addressed: SiteId,
+        /// This replica's site.
+        this: SiteId,
+    },
+    /// A message made by this very replica came back to it as a request.
+    #[error("this sync request was made by this replica ({0}); send it to a hub")]
+    OwnRequest(SiteId),
+    /// A snapshot lacks batches of this replica's own that it no longer
+    /// holds, so installing it would lose them. Sync with a hub that has
+    /// them (or wait until they reach this one) and retry.
+    #[error("snapshot from site {hub} covers this replica's batches only up to seq {covered}, but batches up to {dropped} were already dropped here after another hub acknowledged them; sync again once they have reached {hub}")]
+    StaleSnapshot {
+        /// The snapshot's hub.
+        hub: SiteId,
+        /// What the snapshot covers of this replica's origin.
+        covered: u64,
+        /// The highest own seq no longer in the outbox.
+        dropped: u64,
+    },
+    /// The store (database) failed.
+    #[error("storage error: {0}")]
+    Store(String),
+}
+
+impl ProtocolError {
+    /// Wrap any store error.
+    pub fn store(e: impl std::fmt::Display) -> Self {
+        ProtocolError::Store(e.to_string())
+    }
+}
+
+/// Result of protocol calls.
+pub type Result<T, E = ProtocolError> = std::result::Result<T, E>;

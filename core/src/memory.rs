@@ -1,0 +1,458 @@
+//! An in-memory [`Store`]: the reference implementation of the storage the
+//! protocol expects, used by the simulation and the tests. Its transactions
+//! are snapshot-and-swap: [`MemoryStore::atomically`] runs a protocol call on
+//! a copy and keeps the copy only when the call succeeds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::changes::{Changes, ColumnId};
+use crate::codec::Batch;
+use crate::digest::Digest;
+use crate::error::{ProtocolError, Result};
+use crate::group::Group;
+use crate::key::{Key, KeyShape};
+use crate::site::{SiteId, VersionVector};
+use crate::store::{Peer, PeerRole, Store, TrackedColumn};
+use crate::value::AtomikValue;
+
+/// A tracked cell and its "created locally, not yet shipped" mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cell {
+    value: AtomikValue,
+    new: bool,
+}
+
+/// One table: its key shape, whether rows can be created from a delta
+/// alone (all other columns have defaults), its rows and tracked columns.
+#[derive(Debug, Clone)]
+struct Table {
+    shape: KeyShape,
+    auto_create_rows: bool,
+    tracked: BTreeSet<String>,
+    /// Row key → column → cell (absent column = NULL).
+    rows: BTreeMap<Key, BTreeMap<String, Cell>>,
+}
+
+/// A delta for a row that does not exist and could not be created: kept,
+/// visible, and applied when the row appears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedDelta {
+    /// The column it targets.
+    pub column: ColumnId,
+    /// The missing row's key.
+    pub key: Key,
+    /// The (coalesced) delta.
+    pub delta: u64,
+}
+
+/// An in-memory replica store.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    site: SiteId,
+    relay: bool,
+    vector: VersionVector,
+    folded: VersionVector,
+    tables: BTreeMap<String, Table>,
+    batches: BTreeMap<(SiteId, u64), Batch>,
+    peers: BTreeMap<(SiteId, PeerRole), Peer>,
+    settings: BTreeMap<String, u64>,
+    parked: BTreeMap<(ColumnId, Key), u64>,
+}
+
+impl MemoryStore {
+    /// An empty replica with the given site id.
+    pub fn new(site: SiteId) -> Self {
+        MemoryStore {
+            site,
+            relay: false,
+            vector: VersionVector::new(),
+            folded: VersionVector::new(),
+            tables: BTreeMap::new(),
+            batches: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            parked: BTreeMap::new(),
+        }
+    }
+
+    /// Run `f` as one transaction: on error, every change it made is
+    /// discarded.
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn atomically<R>(&mut self, f: impl FnOnce(&mut MemoryStore) -> Result<R>) -> Result<R> {
+        let mut copy = self.clone();
+        let out = f(&mut copy)?;
+        *self = copy;
+        Ok(out)
+    }
+
+    /// Create a table. With `auto_create_rows` false, a delta for a missing
+    /// row is parked (as when other columns are NOT NULL without default).
+    pub fn create_table(&mut self, name: &str, shape: KeyShape, auto_create_rows: bool) {
+        self.tables.insert(
+            name.to_string(),
+            Table {
+                shape,
+                auto_create_rows,
+                tracked: BTreeSet::new(),
+                rows: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Put a column under replication (`atomik_track`).
+    ///
+    /// # Errors
+    /// When the table does not exist.
+    pub fn track(&mut self, table: &str, column: &str) -> Result<()> {
+        self.table_mut(table)?.tracked.insert(column.to_string());
+        Ok(())
+    }
+
+    fn table_mut(&mut self, table: &str) -> Result<&mut Table> {
+        self.tables
+            .get_mut(table)
+            .ok_or_else(|| ProtocolError::Store(format!("no table \"{table}\"")))
+    }
+
+    /// Insert a row (an application's `INSERT` with the other columns);
+    /// parked deltas for it are applied now.
+    ///
+    /// # Errors
+    /// When the table does not exist or the key does not fit.
+    pub fn insert_row(&mut self, table: &str, key: Key) -> Result<()> {
+        let t = self.table_mut(table)?;
+        t.shape.check(&key).map_err(|why| ProtocolError::KeyShape {
+            table: table.to_string(),
+            key: key.to_string(),
+            why,
+        })?;
+        t.rows.entry(key.clone()).or_default();
+        let parked: Vec<_> = self
+            .parked
+            .iter()
+            .filter(|((c, k), _)| c.table == table && *k == key)
+            .map(|((c, k), d)| (c.clone(), k.clone(), *d))
+            .collect();
+        for (column, k, delta) in parked {
+            self.parked.remove(&(column.clone(), k.clone()));
+            let mut ch = Changes::new();
+            let shape = self.tables[table].shape.clone();
+            ch.add(&column, &shape, k, delta)
+                .map_err(|e| ProtocolError::Store(e.to_string()))?;
+            self.receive(&ch)?;
+        }
+        Ok(())
+    }
+
+    /// A local write: `UPDATE t SET c = atomik_accum(c, d)`, or for a NULL
+    /// cell `atomik_add(d)` / `atomik_xor(d)` (marked new so it ships even
+    /// when `d` is the identity). Creates the row if missing.
+    ///
+    /// # Errors
+    /// Unknown table, key shape, or a group different from the cell's.
+    pub fn accum(&mut self, table: &str, column: &str, key: &Key, group: Group, delta: u64) -> Result<()> {
+        self.insert_row(table, key.clone())?;
+        let t = self.table_mut(table)?;
+        let row = t.rows.get_mut(key).expect("inserted above");
+        match row.get_mut(column) {
+            None => {
+                row.insert(
+                    column.to_string(),
+                    Cell {
+                        value: AtomikValue::new_pending(group, delta),
+                        new: true,
+                    },
+                );
+            }
+            Some(cell) => {
+                if cell.value.group() != group {
+                    return Err(ProtocolError::GroupMismatch {
+                        table: table.to_string(),
+                        column: column.to_string(),
+                        key: key.to_string(),
+                        cell: cell.value.group(),
+                        delta: group,
+                    });
+                }
+                cell.value = cell.value.accum(delta);
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of one cell, if present.
+    pub fn value(&self, table: &str, column: &str, key: &Key) -> Option<AtomikValue> {
+        self.tables
+            .get(table)?
+            .rows
+            .get(key)?
+            .get(column)
+            .map(|c| c.value)
+    }
+
+    /// Every non-NULL cell of a column, in key order.
+    pub fn cells(&self, table: &str, column: &str) -> Vec<(Key, AtomikValue)> {
+        self.tables
+            .get(table)
+            .map(|t| {
+                t.rows
+                    .iter()
+                    .filter_map(|(k, r)| r.get(column).map(|c| (k.clone(), c.value)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `atomik_digest(table, column)`.
+    pub fn digest(&self, table: &str, column: &str) -> i64 {
+        let mut d = Digest::new();
+        for (k, v) in self.cells(table, column) {
+            d.add(&k, &v);
+        }
+        d.value()
+    }
+
+    /// The parked deltas (the visible parking table).
+    pub fn parked(&self) -> Vec<ParkedDelta> {
+        self.parked
+            .iter()
+            .map(|((column, key), delta)| ParkedDelta {
+                column: column.clone(),
+                key: key.clone(),
+                delta: *delta,
+            })
+            .collect()
+    }
+
+    /// Number of batches in the batch store.
+    pub fn stored_batch_count(&self) -> usize {
+        self.batches.len()
+    }
+
+    fn cell_entry(&mut self, column: &ColumnId, key: &Key) -> Result<Option<&mut Cell>> {
+        let t = self.table_mut(&column.table)?;
+        if !t.rows.contains_key(key) {
+            if !t.auto_create_rows {
+                return Ok(None);
+            }
+            t.rows.insert(key.clone(), BTreeMap::new());
+        }
+        let row = t.rows.get_mut(key).expect("present or inserted above");
+        let cell = row.entry(column.column.clone()).or_insert(Cell {
+            value: AtomikValue::identity(column.group),
+            new: false,
+        });
+        if cell.value.group() != column.group {
+            return Err(ProtocolError::GroupMismatch {
+                table: column.table.clone(),
+                column: column.column.clone(),
+                key: key.to_string(),
+                cell: cell.value.group(),
+                delta: column.group,
+            });
+        }
+        Ok(Some(cell))
+    }
+
+    fn park(&mut self, column: &ColumnId, key: &Key, delta: u64) -> Result<()> {
+        if let Some(((other, _), _)) = self
+            .parked
+            .iter()
+            .find(|((c, k), _)| c.table == column.table && c.column == column.column && k == key && c.group != column.group)
+        {
+            return Err(ProtocolError::GroupMismatch {
+                table: column.table.clone(),
+                column: column.column.clone(),
+                key: key.to_string(),
+                cell: other.group,
+                delta: column.group,
+            });
+        }
+        let slot = self.parked.entry((column.clone(), key.clone())).or_insert(0);
+        *slot = column.group.combine(*slot, delta);
+        Ok(())
+    }
+}
+
+impl Store for MemoryStore {
+    fn site_id(&mut self) -> Result<SiteId> {
+        Ok(self.site)
+    }
+
+    fn is_relay(&mut self) -> Result<bool> {
+        Ok(self.relay)
+    }
+
+    fn set_relay(&mut self, relay: bool) -> Result<()> {
+        self.relay = relay;
+        Ok(())
+    }
+
+    fn vector(&mut self) -> Result<VersionVector> {
+        Ok(self.vector.clone())
+    }
+
+    fn set_vector_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
+        self.vector.set(site, seq);
+        Ok(())
+    }
+
+    fn replace_vector(&mut self, vector: &VersionVector) -> Result<()> {
+        self.vector = vector.clone();
+        Ok(())
+    }
+
+    fn folded(&mut self) -> Result<VersionVector> {
+        Ok(self.folded.clone())
+    }
+
+    fn set_folded_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
+        self.folded.set(site, seq);
+        Ok(())
+    }
+
+    fn tracked(&mut self) -> Result<Vec<TrackedColumn>> {
+        Ok(self
+            .tables
+            .iter()
+            .flat_map(|(name, t)| {
+                t.tracked.iter().map(move |c| TrackedColumn {
+                    table: name.clone(),
+                    column: c.clone(),
+                    shape: t.shape.clone(),
+                })
+            })
+            .collect())
+    }
+
+    fn take_pending(&mut self) -> Result<Changes> {
+        let mut out = Changes::new();
+        for (name, t) in &mut self.tables {
+            for (key, row) in &mut t.rows {
+                for (column, cell) in row.iter_mut() {
+                    if !t.tracked.contains(column) || !(cell.new || cell.value.pending() != 0) {
+                        continue;
+                    }
+                    let (sealed, delta) = cell.value.seal();
+                    cell.value = sealed;
+                    cell.new = false;
+                    let id = ColumnId::new(name.clone(), column.clone(), sealed.group());
+                    out.add(&id, &t.shape, key.clone(), delta)
+                        .map_err(|e| ProtocolError::Store(e.to_string()))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn receive(&mut self, changes: &Changes) -> Result<u64> {
+        let mut n = 0;
+        for (column, key, delta) in changes.cells() {
+            match self.cell_entry(column, key)? {
+                Some(cell) => cell.value = cell.value.receive(delta),
+                None => self.park(column, key, delta)?,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn references(&mut self) -> Result<Changes> {
+        let mut out = Changes::new();
+        for (name, t) in &self.tables {
+            for (key, row) in &t.rows {
+                for (column, cell) in row {
+                    if t.tracked.contains(column) {
+                        let id = ColumnId::new(name.clone(), column.clone(), cell.value.group());
+                        out.add(&id, &t.shape, key.clone(), cell.value.reference())
+                            .map_err(|e| ProtocolError::Store(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        for ((column, key), delta) in &self.parked {
+            let shape = &self.tables[&column.table].shape;
+            out.add(column, shape, key.clone(), *delta)
+                .map_err(|e| ProtocolError::Store(e.to_string()))?;
+        }
+        Ok(out)
+    }
+
+    fn install_references(&mut self, values: &Changes) -> Result<()> {
+        self.parked.clear();
+        for t in self.tables.values_mut() {
+            for row in t.rows.values_mut() {
+                for (column, cell) in row.iter_mut() {
+                    if t.tracked.contains(column) {
+                        cell.value = AtomikValue::from_parts(
+                            cell.value.group(),
+                            0,
+                            cell.value.accumulator(),
+                        );
+                    }
+                }
+            }
+        }
+        // References are now the identity: receiving the values sets them.
+        self.receive(values)?;
+        Ok(())
+    }
+
+    fn store_batch(&mut self, batch: &Batch) -> Result<()> {
+        self.batches.insert((batch.origin, batch.seq), batch.clone());
+        Ok(())
+    }
+
+    fn stored_batches(&mut self, after: &VersionVector, exclude: Option<SiteId>) -> Result<Vec<Batch>> {
+        Ok(self
+            .batches
+            .values()
+            .filter(|b| Some(b.origin) != exclude && b.seq > after.get(&b.origin))
+            .cloned()
+            .collect())
+    }
+
+    fn stored_heads(&mut self) -> Result<VersionVector> {
+        let mut v = VersionVector::new();
+        for (origin, seq) in self.batches.keys() {
+            if *seq > v.get(origin) {
+                v.set(*origin, *seq);
+            }
+        }
+        Ok(v)
+    }
+
+    fn drop_batches_through(&mut self, origin: SiteId, through: u64) -> Result<()> {
+        self.batches
+            .retain(|(o, seq), _| !(*o == origin && *seq <= through));
+        Ok(())
+    }
+
+    fn peers(&mut self) -> Result<Vec<Peer>> {
+        Ok(self.peers.values().cloned().collect())
+    }
+
+    fn put_peer(&mut self, peer: &Peer) -> Result<()> {
+        self.peers.insert((peer.site, peer.role), peer.clone());
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, site: SiteId, role: PeerRole) -> Result<()> {
+        self.peers.remove(&(site, role));
+        Ok(())
+    }
+
+    fn setting(&mut self, name: &str) -> Result<Option<u64>> {
+        Ok(self.settings.get(name).copied())
+    }
+
+    fn set_setting(&mut self, name: &str, value: Option<u64>) -> Result<()> {
+        match value {
+            Some(v) => self.settings.insert(name.to_string(), v),
+            None => self.settings.remove(name),
+        };
+        Ok(())
+    }
+}

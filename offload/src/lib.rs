@@ -1,0 +1,1 @@
+//! Batched accumulation engines (work in progress; see issue 6).

@@ -1,0 +1,1 @@
+//! atomik for SQLite (work in progress; see issue 3).
