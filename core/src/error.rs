@@ -172,6 +172,14 @@ pub enum ProtocolError {
         /// The highest own seq no longer in the outbox.
         dropped: u64,
     },
+    /// A replica was asked to serve its own upstream: upstream links must
+    /// form a tree (or DAG) rooted at one hub, or batches could circle
+    /// without ever reaching the root.
+    #[error("site {0} is this replica's upstream, so this replica cannot serve it (sync links must not form a cycle)")]
+    UpstreamCycle(SiteId),
+    /// A root hub was asked to sync upstream.
+    #[error("replica {0} is a root hub: it has folded away other replicas' batches without an upstream, so it cannot sync to one (make a relay's first atomik_sync_request before it serves devices)")]
+    RootHub(SiteId),
     /// The store (database) failed.
     #[error("storage error: {0}")]
     Store(String),

@@ -37,6 +37,7 @@ pub mod protocol;
 pub mod site;
 pub mod store;
 pub mod value;
+pub mod workloads;
 
 pub use changes::{Changes, ColumnId};
 pub use codec::{Batch, Message};

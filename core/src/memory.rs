@@ -424,6 +424,10 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
+    fn has_batch(&mut self, origin: SiteId, seq: u64) -> Result<bool> {
+        Ok(self.batches.contains_key(&(origin, seq)))
+    }
+
     fn drop_batches_through(&mut self, origin: SiteId, through: u64) -> Result<()> {
         self.batches
             .retain(|(o, seq), _| !(*o == origin && *seq <= through));

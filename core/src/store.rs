@@ -119,6 +119,8 @@ pub trait Store {
     /// Per origin, the highest stored seq (origins with nothing stored are
     /// absent).
     fn stored_heads(&mut self) -> Result<VersionVector>;
+    /// True when the batch `(origin, seq)` is in the batch store.
+    fn has_batch(&mut self, origin: SiteId, seq: u64) -> Result<bool>;
     /// Delete stored batches of `origin` with `seq <= through`.
     fn drop_batches_through(&mut self, origin: SiteId, through: u64) -> Result<()>;
 

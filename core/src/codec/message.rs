@@ -106,18 +106,24 @@ pub struct SyncResponse {
     /// The asker's vector it was computed against.
     pub base: VersionVector,
     /// The responder's vector when it answered, after applying the uploads.
-    /// Its entry for `to` acknowledges the asker's batches; for a coalesced
-    /// payload the download covers `base.max(hub_vector)`; for a snapshot it
-    /// is exactly what the snapshot covers.
+    /// For a coalesced payload the download covers `base.max(hub_vector)`;
+    /// for a snapshot it is exactly what the snapshot covers.
     pub hub_vector: VersionVector,
+    /// The part of `hub_vector` the responder can pass on: everything, for a
+    /// root hub; for a replica with an upstream, what that upstream has
+    /// acknowledged plus what the responder keeps as batches. Its entry for
+    /// `to` acknowledges the asker's batches, and the asker keeps this as
+    /// the responder's stated vector for retention.
+    pub acked: VersionVector,
     /// What is carried down.
     pub payload: Payload,
 }
 
 impl SyncResponse {
-    /// The highest seq of the asker's own batches the responder holds.
+    /// The highest seq of the asker's own batches the responder holds and
+    /// can pass on.
     pub fn ack(&self) -> u64 {
-        self.hub_vector.get(&self.to)
+        self.acked.get(&self.to)
     }
 
     /// What the asker's vector becomes after applying a coalesced payload.
@@ -208,7 +214,7 @@ impl Dictionary {
             sites.insert(*s, 0);
         };
         let mut changes = |c: &Changes| {
-            for (id, block) in c.columns() {
+            for (id, block) in c.columns().filter(|(_, b)| !b.cells.is_empty()) {
                 columns.insert((id.clone(), block.shape.clone()), 0);
             }
         };
@@ -234,9 +240,10 @@ impl Dictionary {
                 site(&r.from);
                 r.base.iter().for_each(|(s, _)| site(&s));
                 r.hub_vector.iter().for_each(|(s, _)| site(&s));
+                r.acked.iter().for_each(|(s, _)| site(&s));
                 match &r.payload {
                     Payload::Coalesced(c) | Payload::Snapshot(c) => {
-                        for (id, block) in c.columns() {
+                        for (id, block) in c.columns().filter(|(_, b)| !b.cells.is_empty()) {
                             columns.insert((id.clone(), block.shape.clone()), 0);
                         }
                     }
@@ -290,9 +297,9 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     }
     match msg {
         Message::Batch(b) => {
-            put_u64(&mut out, dict.site(&b.origin));
+            // The origin is the dictionary's only site.
             put_u64(&mut out, b.seq);
-            put_changes(&mut out, &dict, &b.changes);
+            put_changes(&mut out, &dict, &b.changes, Blocks::Implicit);
         }
         Message::Vector(v) => {
             put_u64(&mut out, dict.site(&v.site));
@@ -309,10 +316,11 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             put_u64(&mut out, dict.site(&r.from));
             put_vector(&mut out, &dict, &r.base);
             put_vector(&mut out, &dict, &r.hub_vector);
+            put_vector(&mut out, &dict, &r.acked);
             match &r.payload {
                 Payload::Coalesced(c) => {
                     out.push(PAYLOAD_COALESCED);
-                    put_changes(&mut out, &dict, c);
+                    put_changes(&mut out, &dict, c, Blocks::Implicit);
                 }
                 Payload::Batches(bs) => {
                     out.push(PAYLOAD_BATCHES);
@@ -320,7 +328,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
                 }
                 Payload::Snapshot(c) => {
                     out.push(PAYLOAD_SNAPSHOT);
-                    put_changes(&mut out, &dict, c);
+                    put_changes(&mut out, &dict, c, Blocks::Implicit);
                 }
             }
         }
@@ -366,16 +374,28 @@ fn put_batches(out: &mut Vec<u8>, dict: &Dictionary, batches: &[Batch]) {
         put_u64(out, run[0].seq);
         put_u64(out, run.len() as u64);
         for b in run {
-            put_changes(out, dict, &b.changes);
+            put_changes(out, dict, &b.changes, Blocks::Explicit);
         }
     }
 }
 
-fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes) {
-    let blocks: Vec<_> = changes.columns().filter(|(_, b)| !b.cells.is_empty()).collect();
-    put_u64(out, blocks.len() as u64);
-    for (id, block) in blocks {
-        let index = dict.columns[&(id.clone(), block.shape.clone())];
+/// How a changes section names its column blocks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocks {
+    /// The message holds one changes section and its column dictionary is
+    /// exactly that section's columns: one block per dictionary entry, in
+    /// order, with no count and no index.
+    Implicit,
+    /// A block count, then each block's dictionary index (ascending).
+    Explicit,
+}
+
+fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes, blocks: Blocks) {
+    let used: Vec<_> = changes.columns().filter(|(_, b)| !b.cells.is_empty()).collect();
+    if blocks == Blocks::Explicit {
+        put_u64(out, used.len() as u64);
+    }
+    for (id, block) in used {
         let enc = match id.group {
             Group::Add => ENC_ZIGZAG,
             Group::Xor => {
@@ -387,8 +407,10 @@ fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes) {
                 }
             }
         };
-        put_u64(out, (index << 2) | enc);
-        put_u64(out, block.cells.len() as u64);
+        if blocks == Blocks::Explicit {
+            put_u64(out, dict.columns[&(id.clone(), block.shape.clone())]);
+        }
+        put_u64(out, ((block.cells.len() as u64) << 2) | enc);
         let mut previous: i64 = 0;
         for (key, delta) in &block.cells {
             if block.shape.is_single_int() {
@@ -470,9 +492,14 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     let dict = read_dictionary(&mut r)?;
     let msg = match kind {
         MessageKind::Batch => {
-            let origin = dict.site(&mut r, "batch origin")?;
+            let [origin] = dict.sites[..] else {
+                return Err(DecodeError::Malformed(format!(
+                    "a batch names exactly one site, its origin; this one names {}",
+                    dict.sites.len()
+                )));
+            };
             let seq = read_seq(&mut r, "batch seq")?;
-            let changes = read_changes(&mut r, &dict)?;
+            let changes = read_changes(&mut r, &dict, Blocks::Implicit)?;
             Message::Batch(Batch {
                 origin,
                 seq,
@@ -506,10 +533,15 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
             let from = dict.site(&mut r, "response sender")?;
             let base = read_vector(&mut r, &dict, "response base vector")?;
             let hub_vector = read_vector(&mut r, &dict, "response hub vector")?;
+            let acked = read_vector(&mut r, &dict, "response acknowledged vector")?;
             let payload = match r.u8("payload kind")? {
-                PAYLOAD_COALESCED => Payload::Coalesced(read_changes(&mut r, &dict)?),
+                PAYLOAD_COALESCED => {
+                    Payload::Coalesced(read_changes(&mut r, &dict, Blocks::Implicit)?)
+                }
                 PAYLOAD_BATCHES => Payload::Batches(read_batches(&mut r, &dict)?),
-                PAYLOAD_SNAPSHOT => Payload::Snapshot(read_changes(&mut r, &dict)?),
+                PAYLOAD_SNAPSHOT => {
+                    Payload::Snapshot(read_changes(&mut r, &dict, Blocks::Implicit)?)
+                }
                 other => {
                     return Err(DecodeError::Malformed(format!(
                         "unknown payload kind {other}"
@@ -521,6 +553,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
                 from,
                 base,
                 hub_vector,
+                acked,
                 payload,
             })
         }
@@ -634,7 +667,7 @@ fn read_batches(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Vec<Batch
             let seq = first.checked_add(i).ok_or_else(|| {
                 DecodeError::Malformed("batch seq overflows 64 bits".to_string())
             })?;
-            let changes = read_changes(r, dict)?;
+            let changes = read_changes(r, dict, Blocks::Explicit)?;
             out.push(Batch {
                 origin,
                 seq,
@@ -645,14 +678,22 @@ fn read_batches(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Vec<Batch
     Ok(out)
 }
 
-fn read_changes(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Changes, DecodeError> {
-    let n_blocks = r.count(2, "column blocks")?;
+fn read_changes(
+    r: &mut Reader<'_>,
+    dict: &DecodeDictionary,
+    blocks: Blocks,
+) -> Result<Changes, DecodeError> {
+    let n_blocks = match blocks {
+        Blocks::Implicit => dict.columns.len(),
+        Blocks::Explicit => r.count(2, "column blocks")?,
+    };
     let mut changes = Changes::new();
     let mut last_index: Option<u64> = None;
-    for _ in 0..n_blocks {
-        let header = r.varint("column block header")?;
-        let index = header >> 2;
-        let enc = header & 3;
+    for position in 0..n_blocks {
+        let index = match blocks {
+            Blocks::Implicit => position as u64,
+            Blocks::Explicit => r.varint("column block index")?,
+        };
         if last_index.is_some_and(|l| l >= index) {
             return Err(DecodeError::Malformed(
                 "column blocks are not in ascending dictionary order".to_string(),
@@ -668,6 +709,9 @@ fn read_changes(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Changes, 
                     dict.columns.len()
                 ))
             })?;
+        let header = r.varint("column block header")?;
+        let enc = header & 3;
+        let n_cells = header >> 2;
         let enc_ok = match id.group {
             Group::Add => enc == ENC_ZIGZAG,
             Group::Xor => enc == ENC_FIXED || enc == ENC_VARINT,
@@ -684,11 +728,20 @@ fn read_changes(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Changes, 
                 id.table, id.column
             )));
         }
-        let n_cells = r.count(2, "cells")?;
         if n_cells == 0 {
             return Err(DecodeError::Malformed(format!(
                 "column block {}.{} has no cells",
                 id.table, id.column
+            )));
+        }
+        // Every cell takes at least two bytes: refuse counts the input
+        // cannot hold before allocating anything for them.
+        if n_cells > (r.remaining() / 2) as u64 {
+            return Err(DecodeError::Malformed(format!(
+                "column block {}.{} says {n_cells} cells but only {} bytes remain",
+                id.table,
+                id.column,
+                r.remaining()
             )));
         }
         let mut cells = BTreeMap::new();

@@ -63,6 +63,13 @@ pub fn apply_batch<S: Store + ?Sized>(
     }
     let have = store.vector()?.get(&batch.origin);
     if batch.seq <= have {
+        // A relay that holds this batch only folded into its references
+        // (received coalesced before it relayed) keeps it now, so that it
+        // can still pass it on; retention drops it again once covered.
+        if store.is_relay()? && !store.has_batch(batch.origin, batch.seq)? {
+            check_tracked(tracked, &batch.changes)?;
+            store.store_batch(batch)?;
+        }
         return Ok(0);
     }
     if batch.seq != have + 1 {

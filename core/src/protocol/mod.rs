@@ -30,10 +30,16 @@ pub mod settings {
     /// Seconds a downstream peer may stay silent before it is unregistered
     /// (and must bootstrap from a snapshot if what it lacks was folded).
     pub const HORIZON_SECS: &str = "horizon_secs";
-    /// Set (to the time) while this replica has sent a relay request and
-    /// has not yet heard from any upstream: nothing of other origins is
-    /// folded meanwhile, so the upstream can still be sent everything.
+    /// Set (to the time) by the first sync request of a replica that knows
+    /// no upstream yet, cleared by the first response: nothing is folded
+    /// meanwhile, so the upstream can still be sent everything. A hub that
+    /// will relay to an upstream hub makes one sync request to it before it
+    /// serves devices (the response may be lost; the intent is recorded).
     pub const PENDING_UPSTREAM: &str = "pending_upstream_since";
+    /// Set once this replica, knowing no upstream, has folded away other
+    /// origins' batches: it is a root hub, and a later sync request to an
+    /// upstream is refused (that upstream could never be sent them).
+    pub const ROOT_HUB: &str = "root_hub";
     /// Default horizon: 30 days.
     pub const DEFAULT_HORIZON_SECS: u64 = 30 * 24 * 3600;
 }

@@ -17,8 +17,8 @@ pub struct FoldReport {
 /// Unregister downstream peers silent for longer than the horizon, then
 /// fold away every stored batch that every registered peer's own stated
 /// vector covers. This replica's own batches are kept until at least one
-/// peer has them; other origins' batches are kept while a relay request
-/// awaits its first upstream.
+/// peer has them, and nothing is folded while a sync request awaits the
+/// first answer of an upstream (which must still be sent everything).
 ///
 /// # Errors
 /// Store errors.
@@ -38,28 +38,32 @@ pub fn fold_covered<S: Store + ?Sized>(store: &mut S, now: u64) -> Result<FoldRe
     }
     let site = store.site_id()?;
     let awaiting_upstream = store.setting(settings::PENDING_UPSTREAM)?.is_some();
+    let has_upstream = peers.iter().any(|p| p.role == PeerRole::Upstream);
     let folded = store.folded()?;
     for (origin, head) in store.stored_heads()?.iter() {
-        let limit = if peers.is_empty() {
-            if origin == site || awaiting_upstream {
-                0
-            } else {
-                head
-            }
-        } else if origin != site && awaiting_upstream {
+        let covered_by_all = peers
+            .iter()
+            .map(|p| p.vector.get(&origin))
+            .min()
+            .unwrap_or(head)
+            .min(head);
+        let limit = if awaiting_upstream || (origin == site && peers.is_empty()) {
             0
         } else {
-            peers
-                .iter()
-                .map(|p| p.vector.get(&origin))
-                .min()
-                .unwrap_or(0)
-                .min(head)
+            covered_by_all
         };
         if limit > folded.get(&origin) {
-            store.drop_batches_through(origin, limit)?;
+            if origin != site && !has_upstream {
+                // Folding others' batches with no upstream makes this the
+                // root: it can never relay those batches upward later.
+                store.set_setting(settings::ROOT_HUB, Some(1))?;
+            }
             store.set_folded_entry(origin, limit)?;
             report.origins_folded += 1;
+        }
+        if limit > 0 {
+            // Also drops batches kept again below the folded mark.
+            store.drop_batches_through(origin, limit)?;
         }
     }
     Ok(report)

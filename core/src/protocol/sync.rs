@@ -15,8 +15,12 @@ use super::{seal, snapshot};
 /// carries this replica's vector and every stored batch its upstream may
 /// lack (a leaf's outbox; a relay's stored batches of every origin).
 ///
+/// The first request of a replica records that it has an upstream, so it
+/// keeps every batch until that upstream has it: a device or a relay hub
+/// should make one (even if its answer is lost) before it serves others.
+///
 /// # Errors
-/// Store errors.
+/// [`ProtocolError::RootHub`] on a root hub; store errors.
 pub fn sync_request<S: Store + ?Sized>(store: &mut S, now: u64) -> Result<Vec<u8>> {
     seal(store)?;
     let site = store.site_id()?;
@@ -26,7 +30,10 @@ pub fn sync_request<S: Store + ?Sized>(store: &mut S, now: u64) -> Result<Vec<u8
         .into_iter()
         .filter(|p| p.role == PeerRole::Upstream)
         .collect();
-    if relays && upstreams.is_empty() && store.setting(settings::PENDING_UPSTREAM)?.is_none() {
+    if upstreams.is_empty() && store.setting(settings::ROOT_HUB)?.is_some() {
+        return Err(ProtocolError::RootHub(site));
+    }
+    if upstreams.is_empty() && store.setting(settings::PENDING_UPSTREAM)?.is_none() {
         store.set_setting(settings::PENDING_UPSTREAM, Some(now))?;
     }
     let baseline = pointwise_min(upstreams.iter().map(|p| &p.vector));
@@ -53,6 +60,13 @@ pub fn serve_sync<S: Store + ?Sized>(store: &mut S, request: &[u8], now: u64) ->
     let site = store.site_id()?;
     if req.site == site {
         return Err(ProtocolError::OwnRequest(site));
+    }
+    let is_upstream = store
+        .peers()?
+        .iter()
+        .any(|p| p.site == req.site && p.role == PeerRole::Upstream);
+    if is_upstream {
+        return Err(ProtocolError::UpstreamCycle(req.site));
     }
     if !store.is_relay()? {
         store.set_relay(true)?;
@@ -155,7 +169,7 @@ pub(crate) fn finish_decoded<S: Store + ?Sized>(
     store.put_peer(&Peer {
         site: r.from,
         role: PeerRole::Upstream,
-        vector: r.hub_vector.clone(),
+        vector: r.acked.clone(),
         last_seen: now,
     })?;
     store.set_setting(settings::PENDING_UPSTREAM, None)?;
@@ -191,13 +205,52 @@ fn respond<S: Store + ?Sized>(
             Payload::Coalesced(sum)
         }
     };
+    let acked = passable_vector(store, &hub_vector, &folded)?;
     Ok(SyncResponse {
         to: asker,
         from: site,
         base: base.clone(),
         hub_vector,
+        acked,
         payload,
     })
+}
+
+/// The part of this replica's vector it can pass on to its upstream. A root
+/// hub (no upstream, none awaited) passes on everything it has. Otherwise,
+/// per origin: what the upstream already acknowledged, extended by the
+/// batches kept here without a gap. Batches received folded from a peer
+/// that is not the upstream are left out, so their origin keeps them and
+/// sends them again.
+fn passable_vector<S: Store + ?Sized>(
+    store: &mut S,
+    vector: &VersionVector,
+    folded: &VersionVector,
+) -> Result<VersionVector> {
+    let upstreams: Vec<Peer> = store
+        .peers()?
+        .into_iter()
+        .filter(|p| p.role == PeerRole::Upstream)
+        .collect();
+    if upstreams.is_empty() && store.setting(settings::PENDING_UPSTREAM)?.is_none() {
+        return Ok(vector.clone());
+    }
+    let upstream = pointwise_min(upstreams.iter().map(|p| &p.vector));
+    let mut out = VersionVector::new();
+    for (origin, seq) in vector.iter() {
+        let acknowledged = upstream.get(&origin);
+        let passable = if folded.get(&origin) <= acknowledged {
+            seq
+        } else {
+            let mut n = acknowledged;
+            while n < seq && store.has_batch(origin, n + 1)? {
+                n += 1;
+            }
+            n
+        };
+        out.set(origin, passable);
+    }
+    Ok(out)
 }
 
 /// Pointwise minimum of vectors (empty for none).
