@@ -152,7 +152,14 @@ impl MemoryStore {
     ///
     /// # Errors
     /// Unknown table, key shape, or a group different from the cell's.
-    pub fn accum(&mut self, table: &str, column: &str, key: &Key, group: Group, delta: u64) -> Result<()> {
+    pub fn accum(
+        &mut self,
+        table: &str,
+        column: &str,
+        key: &Key,
+        group: Group,
+        delta: u64,
+    ) -> Result<()> {
         self.insert_row(table, key.clone())?;
         let t = self.table_mut(table)?;
         let row = t.rows.get_mut(key).expect("inserted above");
@@ -257,11 +264,12 @@ impl MemoryStore {
     }
 
     fn park(&mut self, column: &ColumnId, key: &Key, delta: u64) -> Result<()> {
-        if let Some(((other, _), _)) = self
-            .parked
-            .iter()
-            .find(|((c, k), _)| c.table == column.table && c.column == column.column && k == key && c.group != column.group)
-        {
+        if let Some(((other, _), _)) = self.parked.iter().find(|((c, k), _)| {
+            c.table == column.table
+                && c.column == column.column
+                && k == key
+                && c.group != column.group
+        }) {
             return Err(ProtocolError::GroupMismatch {
                 table: column.table.clone(),
                 column: column.column.clone(),
@@ -270,7 +278,10 @@ impl MemoryStore {
                 delta: column.group,
             });
         }
-        let slot = self.parked.entry((column.clone(), key.clone())).or_insert(0);
+        let slot = self
+            .parked
+            .entry((column.clone(), key.clone()))
+            .or_insert(0);
         *slot = column.group.combine(*slot, delta);
         Ok(())
     }
@@ -401,11 +412,16 @@ impl Store for MemoryStore {
     }
 
     fn store_batch(&mut self, batch: &Batch) -> Result<()> {
-        self.batches.insert((batch.origin, batch.seq), batch.clone());
+        self.batches
+            .insert((batch.origin, batch.seq), batch.clone());
         Ok(())
     }
 
-    fn stored_batches(&mut self, after: &VersionVector, exclude: Option<SiteId>) -> Result<Vec<Batch>> {
+    fn stored_batches(
+        &mut self,
+        after: &VersionVector,
+        exclude: Option<SiteId>,
+    ) -> Result<Vec<Batch>> {
         Ok(self
             .batches
             .values()

@@ -299,16 +299,12 @@ mod tests {
         let v = AtomikValue::from_parts(Group::Add, 1, 0x0102030405060708);
         assert_eq!(
             v.to_bytes(),
-            [
-                0x11, 1, 0, 0, 0, 0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1
-            ]
+            [0x11, 1, 0, 0, 0, 0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]
         );
         let x = AtomikValue::new_pending(Group::Xor, u64::MAX);
         assert_eq!(
             x.to_bytes(),
-            [
-                0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF
-            ]
+            [0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
         );
         assert_eq!(AtomikValue::from_bytes(&v.to_bytes()).unwrap(), v);
         assert_eq!(AtomikValue::from_bytes(&x.to_bytes()).unwrap(), x);

@@ -34,20 +34,30 @@ fn golden_bytes_spelled_out() {
     use atomik_core::{Batch, Changes, ColumnId, Group, Key, KeyShape};
     let mut ch = Changes::new();
     let col = ColumnId::new("t", "c", Group::Add);
-    ch.add(&col, &KeyShape::int(), Key::int(5), (-1i64) as u64).unwrap();
+    ch.add(&col, &KeyShape::int(), Key::int(5), (-1i64) as u64)
+        .unwrap();
     ch.add(&col, &KeyShape::int(), Key::int(7), 2).unwrap();
     let origin = site(1);
-    let bytes = encode(&Message::Batch(Batch { origin, seq: 3, changes: ch }));
+    let bytes = encode(&Message::Batch(Batch {
+        origin,
+        seq: 3,
+        changes: ch,
+    }));
     let mut expected = vec![b'A', b'K', 0x11, 1];
     expected.extend_from_slice(origin.as_bytes());
     expected.extend_from_slice(&[
         1, // one column
-        1, b't', 1, b'c', // table "t", column "c"
+        1,
+        b't',
+        1,
+        b'c',        // table "t", column "c"
         0b0000_0001, // descriptor: add, 1 key part, integer
-        3, // seq 3 (the origin is the only site)
-        2 << 2, // column #0 (implicit): two cells, encoding 0 (zigzag)
-        10, 1, // key +5 (zigzag 10), delta -1 (zigzag 1)
-        4, 4, // key +2 (zigzag 4), delta +2 (zigzag 4)
+        3,           // seq 3 (the origin is the only site)
+        2 << 2,      // column #0 (implicit): two cells, encoding 0 (zigzag)
+        10,
+        1, // key +5 (zigzag 10), delta -1 (zigzag 1)
+        4,
+        4, // key +2 (zigzag 4), delta +2 (zigzag 4)
     ]);
     let crc = crc32fast::hash(&expected);
     expected.extend_from_slice(&crc.to_le_bytes());
@@ -58,21 +68,37 @@ fn golden_bytes_spelled_out() {
 fn errors_say_what_is_wrong() {
     let good = encode(&samples()[0].1);
     let err = |b: &[u8]| decode(b).unwrap_err().to_string();
-    assert_eq!(err(&[]), "atomik message is too short (0 bytes) to be a message");
-    assert_eq!(err(b"{\"json\": true}"), "not an atomik message (bad magic bytes [7b, 22])");
+    assert_eq!(
+        err(&[]),
+        "atomik message is too short (0 bytes) to be a message"
+    );
+    assert_eq!(
+        err(b"{\"json\": true}"),
+        "not an atomik message (bad magic bytes [7b, 22])"
+    );
     let mut v2 = good.clone();
     v2[2] = 0x21;
-    assert_eq!(err(&v2), "atomik message has format version 2; this build reads version 1");
+    assert_eq!(
+        err(&v2),
+        "atomik message has format version 2; this build reads version 1"
+    );
     let mut kind = good.clone();
     kind[2] = 0x19;
     assert_eq!(err(&kind), "atomik message has unknown kind 9");
     let mut flipped = good.clone();
     flipped[10] ^= 0x40;
-    assert!(err(&flipped).starts_with("atomik message checksum mismatch"), "{}", err(&flipped));
+    assert!(
+        err(&flipped).starts_with("atomik message checksum mismatch"),
+        "{}",
+        err(&flipped)
+    );
     let truncated = &good[..good.len() - 3];
     assert!(err(truncated).starts_with("atomik message checksum mismatch"));
     let wrong = Message::decode_kind(&good, MessageKind::Request).unwrap_err();
-    assert_eq!(wrong.to_string(), "expected an atomik sync request message, got a batch message");
+    assert_eq!(
+        wrong.to_string(),
+        "expected an atomik sync request message, got a batch message"
+    );
 }
 
 /// Re-seal a body with a correct checksum, so that mutations reach the

@@ -51,7 +51,8 @@ fn new_replica(site: SiteId, horizon: u64) -> MemoryStore {
     for (t, c, _) in COLUMNS {
         s.track(t, c).unwrap();
     }
-    s.set_setting(settings::HORIZON_SECS, Some(horizon)).unwrap();
+    s.set_setting(settings::HORIZON_SECS, Some(horizon))
+        .unwrap();
     s
 }
 
@@ -123,14 +124,23 @@ fn site_for(rng: &mut ChaCha8Rng) -> SiteId {
 impl World {
     fn new(seed: u64) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let horizon = if rng.random_bool(0.5) { 1_000_000 } else { rng.random_range(30..200) };
+        let horizon = if rng.random_bool(0.5) {
+            1_000_000
+        } else {
+            rng.random_range(30..200)
+        };
         let n_leaves = rng.random_range(5..=6);
         let mut nodes = Vec::new();
         let mut home = Vec::new();
         for i in 0..2 + n_leaves {
             let site = site_for(&mut rng);
             nodes.push(new_replica(site, horizon));
-            home.push(if i < 2 { H1 } else if rng.random_bool(0.6) { H1 } else { H2 });
+            // Hubs' entries are unused; devices are homed 60/40.
+            home.push(if i < 2 || rng.random_bool(0.6) {
+                H1
+            } else {
+                H2
+            });
         }
         let leaves = (2..2 + n_leaves).collect();
         let n = nodes.len();
@@ -199,7 +209,13 @@ impl World {
 
     fn send(&mut self, from: usize, to: usize, kind: Kind, bytes: Vec<u8>) {
         self.stats.messages += 1;
-        self.net.push(Envelope { from, to, kind, bytes, deliveries: 0 });
+        self.net.push(Envelope {
+            from,
+            to,
+            kind,
+            bytes,
+            deliveries: 0,
+        });
     }
 
     fn link_down(&self, a: usize, b: usize) -> bool {
@@ -256,7 +272,10 @@ impl World {
                 Ok(atomik_core::Message::Request(r)) => format!(
                     "request relays={} batches {:?}",
                     r.relays,
-                    r.batches.iter().map(|b| (b.origin.0[0], b.seq)).collect::<Vec<_>>()
+                    r.batches
+                        .iter()
+                        .map(|b| (b.origin.0[0], b.seq))
+                        .collect::<Vec<_>>()
                 ),
                 _ => "?".into(),
             };
@@ -285,15 +304,17 @@ impl World {
 
     fn receive_inner(&mut self, env: Envelope, to: usize, now: u64, before: MemoryStore) {
         match env.kind {
-            Kind::Request => match self.transact(to, |s| protocol::serve_sync(s, &env.bytes, now)) {
-                Ok(resp) => {
-                    if is_snapshot(&resp) {
-                        self.stats.snapshots += 1;
+            Kind::Request => {
+                match self.transact(to, |s| protocol::serve_sync(s, &env.bytes, now)) {
+                    Ok(resp) => {
+                        if is_snapshot(&resp) {
+                            self.stats.snapshots += 1;
+                        }
+                        self.send(to, env.from, Kind::Response, resp);
                     }
-                    self.send(to, env.from, Kind::Response, resp);
+                    Err(e) => self.expect_rejection(e, to, env.to, &before),
                 }
-                Err(e) => self.expect_rejection(e, to, env.to, &before),
-            },
+            }
             Kind::Response => {
                 let vector_before = self.nodes[to].vector().unwrap();
                 match self.transact(to, |s| protocol::finish_sync(s, &env.bytes, now)) {
@@ -309,7 +330,13 @@ impl World {
 
     /// Only these rejections are legitimate here; every other error fails
     /// the schedule. A rejected message changes nothing.
-    fn expect_rejection(&mut self, e: ProtocolError, at: usize, addressed: usize, before: &MemoryStore) {
+    fn expect_rejection(
+        &mut self,
+        e: ProtocolError,
+        at: usize,
+        addressed: usize,
+        before: &MemoryStore,
+    ) {
         trace(|| format!("t={} node {at} rejected: {e}", self.now));
         match &e {
             ProtocolError::Store(m) if m.contains("simulated crash") => {}
@@ -346,7 +373,11 @@ impl World {
             }
             35..=49 => {
                 let leaf = self.leaves[self.rng.random_range(0..self.leaves.len())];
-                let hub = if self.rng.random_bool(0.8) { self.home[leaf] } else { self.rng.random_range(0..2) };
+                let hub = if self.rng.random_bool(0.8) {
+                    self.home[leaf]
+                } else {
+                    self.rng.random_range(0..2)
+                };
                 self.start_sync(leaf, hub);
             }
             50..=55 => self.start_sync(H2, H1),
@@ -363,7 +394,8 @@ impl World {
                 let mut fresh = new_replica(site, self.horizon);
                 protocol::sync_request(&mut fresh, self.now).unwrap();
                 self.nodes.push(fresh);
-                self.home.push(if self.rng.random_bool(0.5) { H1 } else { H2 });
+                self.home
+                    .push(if self.rng.random_bool(0.5) { H1 } else { H2 });
                 self.leaves.push(self.nodes.len() - 1);
             }
             _ => self.deliver_one(true),
@@ -422,7 +454,9 @@ impl World {
                 for ((k, v), (ek, ev)) in cells.iter().zip(&expected) {
                     let want = AtomikValue::load(g, *ev);
                     if k != ek || v.to_bytes() != want.to_bytes() {
-                        return Err(format!("node {i} {t}.{c} key {k}: {v} (oracle key {ek}: {want})"));
+                        return Err(format!(
+                            "node {i} {t}.{c} key {k}: {v} (oracle key {ek}: {want})"
+                        ));
                     }
                 }
             }
@@ -528,7 +562,10 @@ fn chaos_schedules_converge_to_the_oracle() {
     // The faults this test exists for must actually have happened.
     if seeds.len() >= 100 {
         assert!(total.dropped > 0 && total.duplicated > 0 && total.crashes > 0);
-        assert!(total.snapshots > 0, "no schedule exercised snapshot bootstrap");
+        assert!(
+            total.snapshots > 0,
+            "no schedule exercised snapshot bootstrap"
+        );
         assert!(total.stale_responses > 0);
     }
 }

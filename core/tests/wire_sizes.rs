@@ -7,7 +7,10 @@ use atomik_core::workloads::{median, small_add_bytes_per_cell, w1_tick_sizes};
 fn w1_tick_beats_the_seed_adapter() {
     let mut sizes = w1_tick_sizes(500, 1);
     let med = median(&mut sizes);
-    assert!(med < 160, "W1 median tick is {med} B, the seed's adapter needs 160 B");
+    assert!(
+        med < 160,
+        "W1 median tick is {med} B, the seed's adapter needs 160 B"
+    );
     assert!(*sizes.iter().max().unwrap() < 2048 / 8);
 }
 

@@ -354,7 +354,7 @@ fn put_vector(out: &mut Vec<u8>, dict: &Dictionary, v: &VersionVector) {
 /// Batches grouped into runs of consecutive seqs of one origin.
 fn put_batches(out: &mut Vec<u8>, dict: &Dictionary, batches: &[Batch]) {
     let mut sorted: Vec<&Batch> = batches.iter().collect();
-    sorted.sort_by(|a, b| (a.origin, a.seq).cmp(&(b.origin, b.seq)));
+    sorted.sort_by_key(|b| (b.origin, b.seq));
     let mut runs: Vec<&[&Batch]> = Vec::new();
     let mut start = 0;
     for i in 1..=sorted.len() {
@@ -391,7 +391,10 @@ enum Blocks {
 }
 
 fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes, blocks: Blocks) {
-    let used: Vec<_> = changes.columns().filter(|(_, b)| !b.cells.is_empty()).collect();
+    let used: Vec<_> = changes
+        .columns()
+        .filter(|(_, b)| !b.cells.is_empty())
+        .collect();
     if blocks == Blocks::Explicit {
         put_u64(out, used.len() as u64);
     }
@@ -399,7 +402,11 @@ fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes, blocks: 
         let enc = match id.group {
             Group::Add => ENC_ZIGZAG,
             Group::Xor => {
-                let varint_len: usize = block.cells.values().map(|d| super::varint::len_u64(*d)).sum();
+                let varint_len: usize = block
+                    .cells
+                    .values()
+                    .map(|d| super::varint::len_u64(*d))
+                    .sum();
                 if varint_len < 8 * block.cells.len() {
                     ENC_VARINT
                 } else {
@@ -567,7 +574,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
 fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
     let seq = r.varint(what)?;
     if seq == 0 {
-        return Err(DecodeError::Malformed(format!("{what} is 0 (seqs start at 1)")));
+        return Err(DecodeError::Malformed(format!(
+            "{what} is 0 (seqs start at 1)"
+        )));
     }
     Ok(seq)
 }
@@ -613,7 +622,14 @@ fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, DecodeError> 
             })
             .collect();
         let shape = KeyShape::new(kinds).map_err(DecodeError::Malformed)?;
-        let entry = (ColumnId { table, column, group }, shape);
+        let entry = (
+            ColumnId {
+                table,
+                column,
+                group,
+            },
+            shape,
+        );
         if columns.last().is_some_and(|last| *last >= entry) {
             return Err(DecodeError::Malformed(
                 "column dictionary is not strictly ascending".to_string(),
@@ -664,9 +680,9 @@ fn read_batches(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Vec<Batch
             }
         }
         for i in 0..count as u64 {
-            let seq = first.checked_add(i).ok_or_else(|| {
-                DecodeError::Malformed("batch seq overflows 64 bits".to_string())
-            })?;
+            let seq = first
+                .checked_add(i)
+                .ok_or_else(|| DecodeError::Malformed("batch seq overflows 64 bits".to_string()))?;
             let changes = read_changes(r, dict, Blocks::Explicit)?;
             out.push(Batch {
                 origin,

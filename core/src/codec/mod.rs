@@ -8,7 +8,7 @@ mod reader;
 pub mod varint;
 
 pub use message::{
-    decode, encode, Batch, Message, MessageKind, Payload, SyncRequest, SyncResponse,
-    VectorMessage, MAGIC, WIRE_FORMAT_VERSION,
+    decode, encode, Batch, Message, MessageKind, Payload, SyncRequest, SyncResponse, VectorMessage,
+    MAGIC, WIRE_FORMAT_VERSION,
 };
 pub use reader::Reader;

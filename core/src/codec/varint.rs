@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(enc(1), [1]);
         assert_eq!(enc(127), [0x7F]);
         assert_eq!(enc(300), [0b1010_1100, 0b0000_0010]);
-        assert_eq!(enc(u64::MAX), [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
+        assert_eq!(
+            enc(u64::MAX),
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]
+        );
         assert_eq!(zigzag(0), 0);
         assert_eq!(zigzag(-1), 1);
         assert_eq!(zigzag(1), 2);
@@ -100,7 +103,11 @@ mod tests {
     fn strict_decoding() {
         assert_eq!(get_u64(&[]), Err(VarintError::Truncated));
         assert_eq!(get_u64(&[0x80]), Err(VarintError::Truncated));
-        assert_eq!(get_u64(&[0x80, 0x00]), Err(VarintError::Invalid), "overlong zero");
+        assert_eq!(
+            get_u64(&[0x80, 0x00]),
+            Err(VarintError::Invalid),
+            "overlong zero"
+        );
         assert_eq!(get_u64(&[0xAC, 0x02, 0x99]), Ok((300, 2)));
         let mut too_big = vec![0xFF; 9];
         too_big.push(0x02);

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use atomik_core::codec::{Batch, Message, Payload, SyncRequest, SyncResponse, VectorMessage};
-use atomik_core::{Changes, ColumnId, Group, Key, KeyKind, KeyPart, KeyShape, SiteId, VersionVector};
+use atomik_core::{
+    Changes, ColumnId, Group, Key, KeyKind, KeyPart, KeyShape, SiteId, VersionVector,
+};
 use proptest::prelude::*;
 
 pub fn site(b: u8) -> SiteId {
@@ -28,7 +30,9 @@ fn key_for(shape: &KeyShape) -> BoxedStrategy<Key> {
         .kinds()
         .iter()
         .map(|k| match k {
-            KeyKind::Int => prop_oneof![any::<i64>(), -50i64..50].prop_map(KeyPart::Int).boxed(),
+            KeyKind::Int => prop_oneof![any::<i64>(), -50i64..50]
+                .prop_map(KeyPart::Int)
+                .boxed(),
             KeyKind::Text => "[a-z\\u{e9}\\u{4e2d}]{0,6}".prop_map(KeyPart::Text).boxed(),
         })
         .collect();
@@ -50,7 +54,10 @@ pub fn changes_strategy() -> impl Strategy<Value = Changes> {
             .into_iter()
             .map(|(t, c, g, shape)| {
                 let keys = prop::collection::vec(
-                    (key_for(&shape), prop_oneof![any::<u64>(), 0u64..300, Just(u64::MAX)]),
+                    (
+                        key_for(&shape),
+                        prop_oneof![any::<u64>(), 0u64..300, Just(u64::MAX)],
+                    ),
                     1..6,
                 );
                 (Just(ColumnId::new(t, c, g)), Just(shape), keys)
@@ -85,7 +92,11 @@ pub fn batches_strategy() -> impl Strategy<Value = Vec<Batch>> {
             if out.iter().any(|b| b.origin == origin && b.seq == seq) {
                 continue;
             }
-            out.push(Batch { origin, seq, changes });
+            out.push(Batch {
+                origin,
+                seq,
+                changes,
+            });
         }
         out.sort_by_key(|b| (b.origin, b.seq));
         out
@@ -94,10 +105,17 @@ pub fn batches_strategy() -> impl Strategy<Value = Vec<Batch>> {
 
 pub fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (0u8..6, 1u64..u64::MAX, changes_strategy())
-            .prop_map(|(s, seq, changes)| Message::Batch(Batch { origin: site(s), seq, changes })),
-        (0u8..6, vector_strategy())
-            .prop_map(|(s, vector)| Message::Vector(VectorMessage { site: site(s), vector })),
+        (0u8..6, 1u64..u64::MAX, changes_strategy()).prop_map(|(s, seq, changes)| Message::Batch(
+            Batch {
+                origin: site(s),
+                seq,
+                changes
+            }
+        )),
+        (0u8..6, vector_strategy()).prop_map(|(s, vector)| Message::Vector(VectorMessage {
+            site: site(s),
+            vector
+        })),
         (0u8..6, any::<bool>(), vector_strategy(), batches_strategy()).prop_map(
             |(s, relays, vector, batches)| Message::Request(SyncRequest {
                 site: site(s),
@@ -118,9 +136,16 @@ pub fn message_strategy() -> impl Strategy<Value = Message> {
                 batches_strategy().prop_map(Payload::Batches),
             ]
         )
-            .prop_map(|(to, from, base, hub_vector, acked, payload)| Message::Response(
-                SyncResponse { to: site(to), from: site(from), base, hub_vector, acked, payload }
-            )),
+            .prop_map(
+                |(to, from, base, hub_vector, acked, payload)| Message::Response(SyncResponse {
+                    to: site(to),
+                    from: site(from),
+                    base,
+                    hub_vector,
+                    acked,
+                    payload
+                })
+            ),
     ]
 }
 
@@ -132,23 +157,68 @@ pub fn samples() -> Vec<(&'static str, Message)> {
     let bins = ColumnId::new("bins", "count", Group::Add);
     let composite = KeyShape::new(vec![KeyKind::Text, KeyKind::Int]).unwrap();
     let mut small = Changes::new();
-    small.add(&inv, &KeyShape::int(), Key::int(1), (-1i64) as u64).unwrap();
+    small
+        .add(&inv, &KeyShape::int(), Key::int(1), (-1i64) as u64)
+        .unwrap();
     small.add(&inv, &KeyShape::int(), Key::int(2), 3).unwrap();
     small.add(&inv, &KeyShape::int(), Key::int(300), 0).unwrap();
     let mut mixed = small.clone();
-    mixed.add(&flags, &KeyShape::text(), Key::text("pump-7"), 0xDEAD_BEEF_0BAD_F00D).unwrap();
-    mixed.add(&flags, &KeyShape::text(), Key::text("valve"), 0b101).unwrap();
     mixed
-        .add(&bins, &composite, Key(vec![KeyPart::Text("north".into()), KeyPart::Int(-7)]), 42)
+        .add(
+            &flags,
+            &KeyShape::text(),
+            Key::text("pump-7"),
+            0xDEAD_BEEF_0BAD_F00D,
+        )
+        .unwrap();
+    mixed
+        .add(&flags, &KeyShape::text(), Key::text("valve"), 0b101)
+        .unwrap();
+    mixed
+        .add(
+            &bins,
+            &composite,
+            Key(vec![KeyPart::Text("north".into()), KeyPart::Int(-7)]),
+            42,
+        )
         .unwrap();
     let mut fixed_xor = Changes::new();
-    fixed_xor.add(&flags, &KeyShape::text(), Key::text("a"), u64::MAX).unwrap();
+    fixed_xor
+        .add(&flags, &KeyShape::text(), Key::text("a"), u64::MAX)
+        .unwrap();
     let v: VersionVector = [(site(1), 5), (site(2), 130)].into_iter().collect();
     vec![
-        ("batch_small", Message::Batch(Batch { origin: site(1), seq: 1, changes: small.clone() })),
-        ("batch_mixed", Message::Batch(Batch { origin: site(2), seq: 200, changes: mixed.clone() })),
-        ("batch_xor_fixed", Message::Batch(Batch { origin: site(3), seq: 7, changes: fixed_xor })),
-        ("vector", Message::Vector(VectorMessage { site: site(1), vector: v.clone() })),
+        (
+            "batch_small",
+            Message::Batch(Batch {
+                origin: site(1),
+                seq: 1,
+                changes: small.clone(),
+            }),
+        ),
+        (
+            "batch_mixed",
+            Message::Batch(Batch {
+                origin: site(2),
+                seq: 200,
+                changes: mixed.clone(),
+            }),
+        ),
+        (
+            "batch_xor_fixed",
+            Message::Batch(Batch {
+                origin: site(3),
+                seq: 7,
+                changes: fixed_xor,
+            }),
+        ),
+        (
+            "vector",
+            Message::Vector(VectorMessage {
+                site: site(1),
+                vector: v.clone(),
+            }),
+        ),
         (
             "request_leaf",
             Message::Request(SyncRequest {
@@ -156,8 +226,16 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 relays: false,
                 vector: v.clone(),
                 batches: vec![
-                    Batch { origin: site(1), seq: 4, changes: small.clone() },
-                    Batch { origin: site(1), seq: 5, changes: mixed.clone() },
+                    Batch {
+                        origin: site(1),
+                        seq: 4,
+                        changes: small.clone(),
+                    },
+                    Batch {
+                        origin: site(1),
+                        seq: 5,
+                        changes: mixed.clone(),
+                    },
                 ],
             }),
         ),
@@ -181,9 +259,21 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 hub_vector: v.clone(),
                 acked: v.clone(),
                 payload: Payload::Batches(vec![
-                    Batch { origin: site(1), seq: 1, changes: small.clone() },
-                    Batch { origin: site(2), seq: 1, changes: mixed.clone() },
-                    Batch { origin: site(2), seq: 2, changes: small },
+                    Batch {
+                        origin: site(1),
+                        seq: 1,
+                        changes: small.clone(),
+                    },
+                    Batch {
+                        origin: site(2),
+                        seq: 1,
+                        changes: mixed.clone(),
+                    },
+                    Batch {
+                        origin: site(2),
+                        seq: 2,
+                        changes: small,
+                    },
                 ]),
             }),
         ),

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's one test command (the README's second set-up command; .ci/run
+# calls it). It installs what it needs on a fresh Debian 12 machine, runs
+# every test suite, and exits non-zero on the first failure.
+#
+#   ./scripts/test.sh            everything
+#   ATOMIK_SIM_SCHEDULES=20000   more chaos schedules (default 2000)
+#   ATOMIK_FUZZ_SECONDS=60       fuzz the codec for that long (default 20;
+#                                0 skips; needs the nightly toolchain)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+section "workspace tests (core, cli)"
+cargo test --workspace --locked
+
+section "clippy and formatting"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "codec fuzzing"
+scripts/fuzz.sh "${ATOMIK_FUZZ_SECONDS:-20}"
+
+section "all test suites passed"
