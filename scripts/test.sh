@@ -11,8 +11,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-section "workspace tests (core, cli)"
+section "workspace tests (core, sqlite_atomik, offload cpu, cli)"
 cargo test --workspace --locked
+
+section "offload: Verilog benches, Verilator lint, simulated-engine differential tests"
+offload/test.sh --locked
+
+section "W6 abench on every backend (cpu, simulated RTL)"
+cargo run --locked --release -p atomik-cli --features sim -- abench 65537 0xDEADBEEF0BADF00D
+
+section "sqlite_atomik: the loadable .so in python3 and the sqlite3 shell"
+sqlite_atomik/test-loadable.sh
+
+section "pg_atomik: build, install, pg_regress, isolation, pg_test, concurrency (throwaway cluster)"
+pg_atomik/test.sh
 
 section "clippy and formatting"
 cargo fmt --all -- --check

@@ -1,10 +1,17 @@
 //! The `atomik` command.
 
 mod demo;
+mod hub;
 mod replica;
+mod serve;
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+
+use hub::HubUrl;
+use replica::{MemoryReplica, PgReplica, Replica, SqliteReplica};
 
 /// atomik: delta-accumulated columns that converge across offline replicas.
 #[derive(Debug, Parser)]
@@ -16,9 +23,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Simulate a fleet of offline field devices syncing inventory with a
-    /// hub through a flaky link, and show that every replica converges.
+    /// Simulate a fleet of offline field devices (each a real SQLite file)
+    /// syncing inventory with a hub through a flaky link, and show that
+    /// every replica converges.
     Demo(DemoArgs),
+    /// Sync one device database with a hub, once.
+    Sync(SyncArgs),
+    /// Serve a hub database over HTTP (POST /sync, GET /health).
+    Serve(ServeArgs),
+    /// Workload W6: N random LOAD/ACCUM/READ operations on every offload
+    /// engine backend and 1, 2, 4 and 8 banks; all final-state hashes must
+    /// agree. Build with `--features sim` to include the simulated RTL.
+    Abench(AbenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AbenchArgs {
+    /// Number of operations.
+    n: u64,
+    /// Seed (decimal or 0x-hex).
+    seed: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,9 +65,42 @@ struct DemoArgs {
     /// Fraction of messages the link duplicates.
     #[arg(long, default_value_t = 0.1)]
     duplicate: f64,
+    /// The hub: `sqlite` (an embedded SQLite hub file, the default) or a
+    /// `postgres://` URL of a database where pg_atomik can be created.
+    #[arg(long, default_value = "sqlite")]
+    hub: String,
+    /// Keep the device and hub databases in this folder (default: a
+    /// temporary folder, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep replicas in memory (atomik-core's reference store) instead of
+    /// SQLite files.
+    #[arg(long)]
+    memory: bool,
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    /// The device database (SQLite) to sync.
+    #[arg(long)]
+    db: PathBuf,
+    /// The hub: an SQLite path (or sqlite:PATH), postgres://…, or the
+    /// http://… address of `atomik serve`.
+    #[arg(long)]
+    hub: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The hub database: an SQLite path (or sqlite:PATH) or postgres://….
+    #[arg(long)]
+    hub: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: String,
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -59,13 +116,26 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => run_demo(&args),
+        Command::Sync(args) => run_sync(&args),
+        Command::Serve(args) => serve::run(&HubUrl::parse(&args.hub)?, &args.listen),
+        Command::Abench(args) => run_abench(&args),
     }
+}
+
+fn run_abench(args: &AbenchArgs) -> Result<()> {
+    let seed = atomik_offload::abench::parse_seed(&args.seed)?;
+    let report = atomik_offload::abench::run_all(args.n, seed);
+    print!("{report}");
+    if !report.is_ok() {
+        bail!("abench: the backends disagree");
+    }
+    Ok(())
 }
 
 fn run_demo(args: &DemoArgs) -> Result<()> {
     for (name, p) in [("--drop", args.drop), ("--duplicate", args.duplicate)] {
         if !(0.0..=0.9).contains(&p) {
-            anyhow::bail!("{name} must be between 0 and 0.9, got {p}");
+            bail!("{name} must be between 0 and 0.9, got {p}");
         }
     }
     let config = demo::DemoConfig {
@@ -82,13 +152,68 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         },
         progress: !args.json,
     };
-    let report = demo::run(&config, "embedded, in memory", |_| {
-        replica::MemoryReplica::new()
-    })?;
+    let report = if args.memory {
+        demo::run(&config, "in memory (atomik-core)", |_| MemoryReplica::new())?
+    } else {
+        let scratch = tempfile::tempdir()?;
+        let dir = match &args.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                d.clone()
+            }
+            None => scratch.path().to_path_buf(),
+        };
+        for i in 0..=config.devices {
+            let _ = std::fs::remove_file(dir.join(db_name(i)));
+        }
+        let device_files = |i: usize| SqliteReplica::open(&dir.join(db_name(i)));
+        if args.hub == "sqlite" {
+            let hub_name = format!("embedded SQLite ({})", dir.join(db_name(0)).display());
+            demo::run(&config, &hub_name, |i| {
+                device_files(i).map(Box::new).map(|b| b as Box<dyn Replica>)
+            })?
+        } else if let HubUrl::Postgres(url) = HubUrl::parse(&args.hub)? {
+            let mut hub = Some(PgReplica::connect_for_demo(&url)?);
+            let hub_name = format!("PostgreSQL ({url})");
+            demo::run(&config, &hub_name, |i| -> Result<Box<dyn Replica>> {
+                match (i, hub.take()) {
+                    (0, Some(h)) => Ok(Box::new(h)),
+                    _ => Ok(Box::new(device_files(i)?)),
+                }
+            })?
+        } else {
+            bail!("--hub is `sqlite` or a postgres:// URL, got {}", args.hub);
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_table());
     }
+    Ok(())
+}
+
+fn db_name(i: usize) -> String {
+    if i == 0 {
+        "hub.sqlite".to_string()
+    } else {
+        format!("device-{i:02}.sqlite")
+    }
+}
+
+fn run_sync(args: &SyncArgs) -> Result<()> {
+    let hub = HubUrl::parse(&args.hub)?;
+    let mut device = SqliteReplica::open_existing(&args.db)?;
+    let now = hub::now_secs();
+    let request = device.sync_request(now)?;
+    let response = hub::exchange(&hub, &request)?;
+    let applied = device.finish_sync(&response, now)?;
+    println!(
+        "synced {} with {}: {applied} deltas applied, {} bytes up, {} bytes down",
+        args.db.display(),
+        args.hub,
+        request.len(),
+        response.len()
+    );
     Ok(())
 }

@@ -60,11 +60,13 @@ pub fn run<R: Replica>(
         changes += 1;
     };
     // The warehouse loads opening stock at the hub, as server-side writes.
+    hub.begin()?;
     for sku in 0..config.skus as i64 {
         let opening = rng.random_range(50..500);
         hub.accum(sku, opening)?;
         record(&mut oracle, sku, opening);
     }
+    hub.commit()?;
     let mut link = FlakyLink::new(config.faults, rng.random());
     let mut traffic: Vec<Traffic> = vec![Traffic::default(); config.devices];
     let mut now = 1_000u64;
@@ -74,6 +76,7 @@ pub fn run<R: Replica>(
         order.shuffle(&mut rng);
         for d in order {
             // Offline: sales and restocks land in local accumulators.
+            devices[d].begin()?;
             for _ in 0..config.sales {
                 let sku = zipf.sample(&mut rng) as i64 - 1;
                 let delta = -rng.random_range(1..=3);
@@ -86,6 +89,7 @@ pub fn run<R: Replica>(
                 devices[d].accum(sku, delta)?;
                 record(&mut oracle, sku, delta);
             }
+            devices[d].commit()?;
             // Reconnect through the flaky link.
             now += 60;
             link.sync(&mut devices[d], &mut hub, now, &mut traffic[d])?;
@@ -93,12 +97,14 @@ pub fn run<R: Replica>(
             bar.set_message(format!("round {}", round + 1));
         }
         // A server-side writer at the hub: a few corrections per round.
+        hub.begin()?;
         for _ in 0..10 {
             let sku = rng.random_range(0..config.skus as i64);
             let delta = rng.random_range(-5..=5);
             hub.accum(sku, delta)?;
             record(&mut oracle, sku, delta);
         }
+        hub.commit()?;
     }
     // Everyone comes back online once more, twice round: the first pass
     // uploads what is left, the second brings every device everything.

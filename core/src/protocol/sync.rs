@@ -25,11 +25,7 @@ pub fn sync_request<S: Store + ?Sized>(store: &mut S, now: u64) -> Result<Vec<u8
     seal(store)?;
     let site = store.site_id()?;
     let relays = store.is_relay()?;
-    let upstreams: Vec<Peer> = store
-        .peers()?
-        .into_iter()
-        .filter(|p| p.role == PeerRole::Upstream)
-        .collect();
+    let upstreams = upstream_peers(store)?;
     if upstreams.is_empty() && store.setting(settings::ROOT_HUB)?.is_some() {
         return Err(ProtocolError::RootHub(site));
     }
@@ -227,11 +223,7 @@ fn passable_vector<S: Store + ?Sized>(
     vector: &VersionVector,
     folded: &VersionVector,
 ) -> Result<VersionVector> {
-    let upstreams: Vec<Peer> = store
-        .peers()?
-        .into_iter()
-        .filter(|p| p.role == PeerRole::Upstream)
-        .collect();
+    let upstreams = upstream_peers(store)?;
     if upstreams.is_empty() && store.setting(settings::PENDING_UPSTREAM)?.is_none() {
         return Ok(vector.clone());
     }
@@ -251,6 +243,15 @@ fn passable_vector<S: Store + ?Sized>(
         out.set(origin, passable);
     }
     Ok(out)
+}
+
+/// The registered upstream peers.
+fn upstream_peers<S: Store + ?Sized>(store: &mut S) -> Result<Vec<Peer>> {
+    Ok(store
+        .peers()?
+        .into_iter()
+        .filter(|p| p.role == PeerRole::Upstream)
+        .collect())
 }
 
 /// Pointwise minimum of vectors (empty for none).

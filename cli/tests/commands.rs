@@ -1,0 +1,107 @@
+//! The `atomik` command as a user runs it: demo, sync, serve.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn atomik() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_atomik"))
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = atomik().args(args).output().expect("atomik runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn demo_converges_and_reports_json() {
+    let (ok, out, err) = run(&[
+        "demo",
+        "--devices",
+        "3",
+        "--rounds",
+        "2",
+        "--skus",
+        "300",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["converged"], true);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 3);
+    assert!(v["atomik_bytes"].as_u64().unwrap() < v["full_state_bytes"].as_u64().unwrap());
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_reason() {
+    let (ok, _, err) = run(&["demo", "--drop", "1.5"]);
+    assert!(!ok);
+    assert!(err.contains("--drop must be between 0 and 0.9"), "{err}");
+    let (ok, _, err) = run(&[
+        "sync",
+        "--db",
+        "/nonexistent/device.sqlite",
+        "--hub",
+        "hub.sqlite",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("no database at /nonexistent/device.sqlite"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sync_a_device_file_directly_and_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, _, err) = run(&[
+        "demo",
+        "--devices",
+        "2",
+        "--rounds",
+        "1",
+        "--skus",
+        "50",
+        "--dir",
+        d,
+    ]);
+    assert!(ok, "{err}");
+    let device = format!("{d}/device-01.sqlite");
+    let hub = format!("{d}/hub.sqlite");
+    // Everything converged in the demo: a direct sync applies nothing.
+    let (ok, out, err) = run(&["sync", "--db", &device, "--hub", &hub]);
+    assert!(ok, "{err}");
+    assert!(out.contains("0 deltas applied"), "{out}");
+
+    let mut serve = atomik()
+        .args(["serve", "--hub", &hub, "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.rsplit(' ').next().unwrap().trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let result = run(&["sync", "--db", &device, "--hub", &url]);
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let (ok, out, err) = result;
+    assert!(ok, "{err}");
+    assert!(out.contains("0 deltas applied"), "{out}");
+}
+
+#[test]
+fn abench_hashes_agree_across_bank_counts() {
+    let (ok, out, err) = run(&["abench", "4099", "0x5EED"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("runs agree"), "{out}");
+    let (ok, _, err) = run(&["abench", "10", "not-a-seed"]);
+    assert!(!ok);
+    assert!(err.to_lowercase().contains("seed"), "{err}");
+}

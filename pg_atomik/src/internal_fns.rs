@@ -1,0 +1,95 @@
+//! Helpers the replication store calls from its SQL, in schema `atomik`.
+//! Not part of the user-facing surface of DESIGN.md §4.
+
+/// The internal helper functions, created in schema `atomik`.
+#[pgrx::pg_schema]
+pub mod atomik {
+    use atomik_core::{AtomikValue, Group};
+    use pgrx::prelude::*;
+    use pgrx::PgSqlErrorCode;
+
+    use crate::datum::Atomik;
+    use crate::errors::raise;
+
+    /// The group whose wire code is `code`.
+    pub(crate) fn group_of(code: i32) -> Group {
+        u8::try_from(code)
+            .ok()
+            .and_then(Group::from_code)
+            .unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{code} is not an atomik group code (1 add, 2 xor)"),
+                )
+            })
+    }
+
+    /// Fold a received delta into the reference of `cell` (rule 1). A NULL
+    /// cell is created in the delta's group; a cell of another group is an
+    /// error naming the column.
+    #[pg_extern(immutable, parallel_safe, requires = ["atomik_type"])]
+    fn receive(cell: Option<Atomik>, grp: i32, delta: i64, tbl: &str, col: &str) -> Atomik {
+        let group = group_of(grp);
+        let cell = cell.map_or(AtomikValue::identity(group), |c| c.0);
+        if cell.group() != group {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!(
+                    "group mismatch on {tbl}.{col}: cell is {}, delta is {group}",
+                    cell.group()
+                ),
+            );
+        }
+        Atomik(cell.receive(delta as u64))
+    }
+
+    /// The value with its accumulator moved into its reference (seal).
+    #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
+    fn sealed(cell: Atomik) -> Atomik {
+        Atomik(cell.0.seal().0)
+    }
+
+    /// The reference word.
+    #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
+    fn reference(cell: Atomik) -> i64 {
+        cell.0.reference() as i64
+    }
+
+    /// The accumulator word (`atomik_pending`, reachable whatever the
+    /// caller's `search_path`).
+    #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
+    fn pending(cell: Atomik) -> i64 {
+        cell.0.pending() as i64
+    }
+
+    /// The read value (`atomik_read`, reachable whatever the caller's
+    /// `search_path`).
+    #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
+    fn read(cell: Atomik) -> i64 {
+        cell.0.read_i64()
+    }
+
+    /// The value with its reference reset to the identity and its
+    /// accumulator kept (before installing a snapshot).
+    #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
+    fn rebase(cell: Atomik) -> Atomik {
+        Atomik(AtomikValue::from_parts(
+            cell.0.group(),
+            0,
+            cell.0.accumulator(),
+        ))
+    }
+
+    /// The group's wire code (1 add, 2 xor).
+    #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
+    fn group_code(cell: Atomik) -> i32 {
+        i32::from(cell.0.group().code())
+    }
+}
+
+// The schema's state tables and the new-cell trigger function.
+pgrx::extension_sql_file!(
+    "state_tables.sql",
+    name = "state_tables",
+    requires = ["atomik_type"]
+);

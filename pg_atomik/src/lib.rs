@@ -1,0 +1,40 @@
+//! # pg_atomik
+//!
+//! The PostgreSQL side of atomik: the `atomik` type (a delta-accumulated
+//! 64-bit value in group `add` or `xor`), the functions of DESIGN.md §4,
+//! and the hub and device roles of the replication protocol, whose logic
+//! lives in `atomik-core` and runs here over SPI.
+//!
+//! Modules, by role:
+//! * [`datum`] — the fixed-length type and its datum conversions;
+//! * [`value_fns`] — pure value functions, operators, casts, `atomik_fold`;
+//! * [`internal_fns`] — helpers in schema `atomik` the store's SQL calls;
+//! * [`store`] — `atomik_core::Store` over SPI;
+//! * [`replication`] / [`tracking`] — the replication SQL functions;
+//! * [`errors`], [`subxact`] — SQLSTATE mapping and subtransactions.
+
+pgrx::pg_module_magic!();
+
+pub mod datum;
+pub mod errors;
+pub mod internal_fns;
+pub mod replication;
+pub mod store;
+pub mod subxact;
+pub mod tracking;
+pub mod value_fns;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod sql_tests;
+
+/// Hooks `cargo pgrx test` needs.
+#[cfg(test)]
+pub mod pg_test {
+    /// Per-test setup (none).
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// Settings for the test cluster.
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,292 @@
+//! `atomik_track`, `atomik_untrack` and `atomik_digest`: the functions that
+//! name a table and column. The names come from the caller's own SQL; they
+//! are resolved through the catalog (`to_regclass`, `pg_attribute`) and
+//! only catalog names, quoted, reach generated SQL.
+
+use atomik_core::digest::Digest;
+use atomik_core::error::Result;
+use atomik_core::{AtomikValue, KeyShape, ProtocolError};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::Oid;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::PgSqlErrorCode;
+
+use crate::errors::{or_raise, raise, raise_with_hint};
+use crate::internal_fns::atomik::group_of;
+use crate::replication::lock;
+use crate::store::tracked::{primary_key, shape_from_kinds, TrackedTable};
+use crate::store::{exec, get, rows};
+
+/// A table and atomik column named by the caller, resolved.
+struct Target {
+    relid: Oid,
+    relname: String,
+    qualified: String,
+    column: String,
+    key_columns: Vec<String>,
+    shape: KeyShape,
+    kinds: String,
+}
+
+impl Target {
+    fn as_tracked(&self) -> TrackedTable {
+        TrackedTable {
+            table: self.relname.clone(),
+            column: self.column.clone(),
+            shape: self.shape.clone(),
+            qualified: self.qualified.clone(),
+            col: quote_identifier(&self.column),
+            keys: self.key_columns.iter().map(quote_identifier).collect(),
+        }
+    }
+}
+
+/// Resolve `table` (as `to_regclass` reads it) and its atomik `column`, or
+/// raise an error naming what is missing.
+fn resolve(table: &str, column: &str) -> Result<Target> {
+    let found = rows(
+        "SELECT c.oid, c.relname::text, format('%I.%I', n.nspname, c.relname), c.relkind::text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = pg_catalog.to_regclass($1)",
+        &[DatumWithOid::from(table)],
+        |r| {
+            Ok((
+                get::<Oid>(r, 1)?,
+                get::<String>(r, 2)?,
+                get::<String>(r, 3)?,
+                get::<String>(r, 4)?,
+            ))
+        },
+    )?;
+    let Some((relid, relname, qualified, relkind)) = found.into_iter().next() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("table \"{table}\" does not exist"),
+        )
+    };
+    if relkind != "r" && relkind != "p" {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{table}\" is not a table"),
+        );
+    }
+    let ty = rows(
+        "SELECT a.atttypid::regtype::text,
+                a.atttypid = (SELECT t.oid FROM pg_catalog.pg_type t
+                               JOIN pg_catalog.pg_extension e ON e.extnamespace = t.typnamespace
+                              WHERE e.extname = 'pg_atomik' AND t.typname = 'atomik')
+           FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        &[DatumWithOid::from(relid), DatumWithOid::from(column)],
+        |r| Ok((get::<String>(r, 1)?, get::<bool>(r, 2)?)),
+    )?;
+    match ty.first() {
+        None => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{column}\" of table \"{table}\" does not exist"),
+        ),
+        Some((name, false)) => raise(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!("column \"{column}\" of table \"{table}\" has type {name}, not atomik"),
+        ),
+        Some(_) => {}
+    }
+    let Some((key_columns, kinds)) = primary_key(relid, &relname)? else {
+        raise_with_hint(
+            PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("table \"{table}\" has no primary key"),
+            "atomik identifies rows across replicas by primary key; add one",
+        )
+    };
+    let shape = shape_from_kinds(&kinds)?;
+    Ok(Target {
+        relid,
+        relname,
+        qualified,
+        column: column.to_string(),
+        key_columns,
+        shape,
+        kinds,
+    })
+}
+
+/// The two trigger names of a tracked column.
+fn trigger_names(column: &str) -> [String; 2] {
+    [
+        quote_identifier(format!("atomik_new_{column}")),
+        quote_identifier(format!("atomik_set_{column}")),
+    ]
+}
+
+/// `atomik_track(table, column)`: put an atomik column of a table with a
+/// primary key under replication. Existing non-NULL cells are marked new,
+/// so they ship at the next seal. Tracking a tracked column does nothing.
+#[pg_extern(requires = ["state_tables"])]
+fn atomik_track(table: &str, column: &str) {
+    or_raise(track(table, column))
+}
+
+fn track(table: &str, column: &str) -> Result<()> {
+    lock()?;
+    let target = resolve(table, column)?;
+    let existing = rows(
+        "SELECT relid::oid FROM atomik.tracked WHERE table_name = $1 AND column_name = $2",
+        &[
+            DatumWithOid::from(target.relname.as_str()),
+            DatumWithOid::from(column),
+        ],
+        |r| get::<Oid>(r, 1),
+    )?;
+    match existing.first() {
+        Some(relid) if *relid == target.relid => return Ok(()),
+        Some(_) => raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!(
+                "another table named \"{}\" already has column \"{column}\" tracked; wire names are unqualified table names and must be unique",
+                target.relname
+            ),
+        ),
+        None => {}
+    }
+    exec(
+        "INSERT INTO atomik.tracked (table_name, column_name, relid, key_columns, key_kinds)
+         VALUES ($1, $2, $3::oid::regclass, $4, $5)",
+        &[
+            DatumWithOid::from(target.relname.as_str()),
+            DatumWithOid::from(column),
+            DatumWithOid::from(target.relid),
+            DatumWithOid::from(target.key_columns.clone()),
+            DatumWithOid::from(target.kinds.as_str()),
+        ],
+    )?;
+    let t = target.as_tracked();
+    let args = std::iter::once(target.relname.as_str())
+        .chain(std::iter::once(column))
+        .chain(target.key_columns.iter().map(String::as_str))
+        .map(quote_literal)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let [on_insert, on_update] = trigger_names(column);
+    exec(
+        &format!(
+            "CREATE TRIGGER {on_insert} AFTER INSERT ON {q} FOR EACH ROW
+               WHEN (NEW.{c} IS NOT NULL) EXECUTE FUNCTION atomik.mark_new({args})",
+            q = t.qualified,
+            c = t.col
+        ),
+        &[],
+    )?;
+    exec(
+        &format!(
+            "CREATE TRIGGER {on_update} AFTER UPDATE OF {c} ON {q} FOR EACH ROW
+               WHEN (OLD.{c} IS NULL AND NEW.{c} IS NOT NULL) EXECUTE FUNCTION atomik.mark_new({args})",
+            q = t.qualified,
+            c = t.col
+        ),
+        &[],
+    )?;
+    let key_texts = t
+        .keys
+        .iter()
+        .map(|k| format!("t.{k}::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    exec(
+        &format!(
+            "INSERT INTO atomik.new_cells (table_name, column_name, key)
+             SELECT $1, $2, ARRAY[{key_texts}] FROM {q} t WHERE t.{c} IS NOT NULL
+             ON CONFLICT DO NOTHING",
+            q = t.qualified,
+            c = t.col
+        ),
+        &[
+            DatumWithOid::from(target.relname.as_str()),
+            DatumWithOid::from(column),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `atomik_untrack(table, column)`: stop replicating a column. Its values
+/// stay; unsealed "new" marks and parked deltas for it are dropped.
+#[pg_extern(requires = ["state_tables"])]
+fn atomik_untrack(table: &str, column: &str) {
+    or_raise(untrack(table, column))
+}
+
+fn untrack(table: &str, column: &str) -> Result<()> {
+    lock()?;
+    let target = resolve(table, column)?;
+    let removed = exec(
+        "DELETE FROM atomik.tracked WHERE relid = $1::oid::regclass AND column_name = $2",
+        &[DatumWithOid::from(target.relid), DatumWithOid::from(column)],
+    )?;
+    if removed == 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("column \"{column}\" of table \"{table}\" is not tracked"),
+        );
+    }
+    for trigger in trigger_names(column) {
+        exec(
+            &format!("DROP TRIGGER IF EXISTS {trigger} ON {}", target.qualified),
+            &[],
+        )?;
+    }
+    for state in ["atomik.new_cells", "atomik.parked"] {
+        exec(
+            &format!("DELETE FROM {state} WHERE table_name = $1 AND column_name = $2"),
+            &[
+                DatumWithOid::from(target.relname.as_str()),
+                DatumWithOid::from(column),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// `atomik_digest(table, column)`: the order-independent digest of
+/// (primary key, read value) over every non-NULL cell — the same number on
+/// SQLite and PostgreSQL for the same content.
+#[pg_extern(requires = ["state_tables"])]
+fn atomik_digest(table: &str, column: &str) -> i64 {
+    or_raise(digest(table, column))
+}
+
+fn digest(table: &str, column: &str) -> Result<i64> {
+    let t = resolve(table, column)?.as_tracked();
+    let n = t.keys.len();
+    let mut d = Digest::new();
+    rows(
+        &format!(
+            "SELECT {keys}, atomik.group_code(t.{c}), atomik.read(t.{c})
+               FROM {q} t WHERE t.{c} IS NOT NULL",
+            keys = t.key_select(),
+            c = t.col,
+            q = t.qualified
+        ),
+        &[],
+        |r| {
+            let key = t.read_key(r, 1)?;
+            let value = AtomikValue::load(
+                group_of(get::<i32>(r, n + 1)?),
+                get::<i64>(r, n + 2)? as u64,
+            );
+            d.add(&key, &value);
+            Ok(())
+        },
+    )
+    .map_err(|e: ProtocolError| e)?;
+    Ok(d.value())
+}
+
+pgrx::extension_sql!(
+    r#"
+COMMENT ON FUNCTION atomik_track(text, text) IS 'put an atomik column of a table with a primary key under replication';
+COMMENT ON FUNCTION atomik_untrack(text, text) IS 'stop replicating a column';
+COMMENT ON FUNCTION atomik_digest(text, text) IS 'order-independent digest of (primary key, read value) of a column';
+"#,
+    name = "tracking_comments",
+    requires = [atomik_track, atomik_untrack, atomik_digest]
+);

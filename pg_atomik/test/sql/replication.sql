@@ -1,0 +1,147 @@
+-- Hub (this database) and device (atomik_device) roles, one round trip
+-- at a time, through psql variables as the transport.
+CREATE EXTENSION pg_atomik;
+DROP DATABASE IF EXISTS atomik_device;
+CREATE DATABASE atomik_device;
+CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik, flags atomik, note text NOT NULL DEFAULT '');
+SELECT atomik_track('inv', 'stock'), atomik_track('inv', 'flags');
+SELECT atomik_track('inv', 'stock');  -- tracking twice does nothing
+SELECT table_name, column_name, relid, key_columns, key_kinds FROM atomik.tracked;
+INSERT INTO inv (id, stock) VALUES (1, atomik_add(100)), (2, atomik_add(0));
+SELECT atomik_site_id() ~ '^[0-9a-f]{32}$' AS site_id_is_hex, atomik_site_id() = atomik_site_id() AS stable;
+
+\c atomik_device
+CREATE EXTENSION pg_atomik;
+CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik, flags atomik, note text NOT NULL DEFAULT '');
+SELECT atomik_track('inv', 'stock'), atomik_track('inv', 'flags');
+INSERT INTO inv (id, stock, flags) VALUES (1, atomik_add(-3), atomik_xor(5)), (7, atomik_add(9), NULL);
+UPDATE inv SET stock = stock + -2 WHERE id = 1;
+SELECT atomik_sync_request() AS req \gset
+SELECT id, stock, flags FROM inv ORDER BY id;
+
+\c atomik_regress
+-- The hub seals its own writes, applies the upload, answers.
+SELECT atomik_sync(:'req') AS resp \gset
+SELECT id, stock, flags FROM inv ORDER BY id;
+-- The same request again applies nothing twice.
+SELECT atomik_sync(:'req') IS NOT NULL AS served_again;
+SELECT id, stock FROM inv ORDER BY id;
+SELECT role, vector IS NOT NULL AS has_vector FROM atomik.peers;
+
+\c atomik_device
+SELECT atomik_sync_finish(:'resp') AS applied;
+SELECT atomik_sync_finish(:'resp') AS applied_again;
+SELECT id, stock, flags FROM inv ORDER BY id;
+SELECT atomik_digest('inv', 'stock') AS device_stock, atomik_digest('inv', 'flags') AS device_flags \gset
+SELECT atomik_vector() AS device_vector \gset
+
+\c atomik_regress
+SELECT atomik_digest('inv', 'stock') = :device_stock AS stock_agrees,
+       atomik_digest('inv', 'flags') = :device_flags AS flags_agree;
+SELECT string_agg(atomik_bytes(stock)::text, ',' ORDER BY id) AS hub_bytes FROM inv \gset
+
+\c atomik_device
+SELECT string_agg(atomik_bytes(stock)::text, ',' ORDER BY id) = :'hub_bytes' AS byte_identical FROM inv;
+
+-- atomik_changes: what a replica with a vector lacks (nothing, here).
+\c atomik_regress
+UPDATE inv SET stock = stock + 1000 WHERE id = 7;
+SELECT atomik_seal() AS hub_seq;
+SELECT atomik_changes(:'device_vector') AS download \gset
+\c atomik_device
+SELECT atomik_apply(:'download') AS applied, atomik_apply(:'download') AS applied_again;
+SELECT id, stock FROM inv ORDER BY id;
+
+-- Seal: nothing pending, nothing sealed.
+SELECT atomik_seal() AS nothing;
+UPDATE inv SET stock = stock + 1 WHERE id = 1;
+UPDATE inv SET stock = stock + 1 WHERE id = 1;
+SELECT atomik_seal() AS seq, atomik_seal() AS again;
+SELECT id, stock FROM inv ORDER BY id;
+
+-- A row the receiver lacks is created with column defaults; one that
+-- cannot be created is parked, visibly, and applied when the row appears.
+CREATE TABLE strict_t (id text PRIMARY KEY, c atomik, must text NOT NULL);
+SELECT atomik_track('strict_t', 'c');
+INSERT INTO strict_t VALUES ('a''b', atomik_add(5), 'x');
+SELECT atomik_sync_request() AS req2 \gset
+\c atomik_regress
+CREATE TABLE strict_t (id text PRIMARY KEY, c atomik, must text NOT NULL);
+SELECT atomik_track('strict_t', 'c');
+DELETE FROM inv WHERE id = 2;
+SELECT atomik_sync(:'req2') IS NOT NULL AS served;
+SELECT table_name, column_name, grp, key, delta FROM atomik.parked;
+INSERT INTO strict_t VALUES ('a''b', NULL, 'now');
+SELECT atomik_seal() AS hub_seq;  -- any atomik call applies what is parked
+SELECT * FROM strict_t;
+SELECT count(*) AS parked_left FROM atomik.parked;
+
+-- Bad input to the replication functions. show_error prints SQLSTATE and
+-- message, with random site ids and checksums masked.
+CREATE FUNCTION show_error(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{8,32}', '<hex>', 'g');
+END
+$$;
+CREATE TEMP TABLE msg AS SELECT :'resp'::bytea AS resp, :'req2'::bytea AS req;
+SELECT show_error($$SELECT atomik_apply('\x')$$);
+SELECT show_error($$SELECT atomik_apply('\x414b')$$);
+SELECT show_error($$SELECT atomik_apply(req) FROM msg$$);
+SELECT show_error($$SELECT atomik_sync_finish(req) FROM msg$$);
+SELECT show_error($$SELECT atomik_sync_finish(resp) FROM msg$$);
+SELECT show_error($$SELECT atomik_apply(substr(resp, 1, length(resp) - 3)) FROM msg$$);
+SELECT show_error($$SELECT atomik_apply(overlay(resp placing '\xff' from 20 for 1)) FROM msg$$);
+SELECT show_error($$SELECT atomik_sync(overlay(req placing '\x00' from 1 for 1)) FROM msg$$);
+SELECT show_error($$SELECT atomik_sync(atomik_sync_request())$$);
+SELECT show_error($$SELECT atomik_changes(req) FROM msg$$);
+SELECT show_error($$SELECT atomik_track('nope', 'c')$$);
+SELECT show_error($$SELECT atomik_track('inv', 'nope')$$);
+SELECT show_error($$SELECT atomik_track('inv', 'note')$$);
+CREATE TABLE nokey (c atomik);
+SELECT show_error($$SELECT atomik_track('nokey', 'c')$$);
+CREATE TABLE uuidkey (id uuid PRIMARY KEY, c atomik);
+SELECT show_error($$SELECT atomik_track('uuidkey', 'c')$$);
+CREATE VIEW inv_view AS SELECT * FROM inv;
+SELECT show_error($$SELECT atomik_track('inv_view', 'stock')$$);
+SELECT show_error($$SELECT atomik_untrack('nokey', 'c')$$);
+SELECT show_error($$SELECT atomik_digest('nope', 'c')$$);
+
+-- A message naming an untracked table, or a delta in another group than
+-- its cell, rejects the whole message: nothing of it is applied.
+DROP DATABASE IF EXISTS atomik_device2;
+CREATE DATABASE atomik_device2;
+\c atomik_device2
+CREATE EXTENSION pg_atomik;
+CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik, flags atomik, note text NOT NULL DEFAULT '');
+CREATE TABLE secret (id bigint PRIMARY KEY, c atomik);
+SELECT atomik_track('inv', 'stock'), atomik_track('secret', 'c');
+INSERT INTO inv (id, stock) VALUES (1, atomik_add(1000000));
+INSERT INTO secret VALUES (1, atomik_add(1));
+SELECT atomik_sync_request() AS req_untracked \gset
+DROP DATABASE IF EXISTS atomik_device3;
+CREATE DATABASE atomik_device3;
+\c atomik_device3
+CREATE EXTENSION pg_atomik;
+CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik, flags atomik, note text NOT NULL DEFAULT '');
+SELECT atomik_track('inv', 'stock');
+INSERT INTO inv (id, stock) VALUES (5, atomik_add(1)), (1, atomik_xor(1));
+SELECT atomik_sync_request() AS req_mismatch \gset
+\c atomik_regress
+SELECT string_agg(id || '=' || stock::text, ' ' ORDER BY id) AS before FROM inv \gset
+CREATE TEMP TABLE bad AS SELECT :'req_untracked'::bytea AS untracked, :'req_mismatch'::bytea AS mismatch;
+SELECT show_error($$SELECT atomik_sync(untracked) FROM bad$$);
+SELECT show_error($$SELECT atomik_sync(mismatch) FROM bad$$);
+SELECT string_agg(id || '=' || stock::text, ' ' ORDER BY id) = :'before' AS unchanged FROM inv;
+SELECT count(*) AS peers FROM atomik.peers;
+DROP VIEW inv_view;
+DROP TABLE inv, strict_t, nokey, uuidkey;
+DROP FUNCTION show_error(text);
+DROP EXTENSION pg_atomik;
+
+\c postgres
+DROP DATABASE atomik_device;
+DROP DATABASE atomik_device2;
+DROP DATABASE atomik_device3;

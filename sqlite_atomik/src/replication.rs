@@ -1,0 +1,212 @@
+//! The functions that read or write replica state: tracking, seal, vector,
+//! changes, apply, the three sync calls, digest, and the companions. Each
+//! call is one savepoint around one `atomik_core` call: all of it or none.
+//!
+//! They are flagged `DIRECTONLY` (not usable from triggers, views or schema
+//! expressions, so a crafted schema cannot make them run) and, since they
+//! read or write the database, neither deterministic nor innocuous.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use atomik_core::{protocol, ProtocolError, Store};
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::Connection;
+
+use crate::args::{fail, guard, int_arg, message_arg, name_arg};
+use crate::store::SqliteStore;
+use crate::{digest, schema, track};
+
+/// Flags of every function that touches replica state.
+pub const STATEFUL: FunctionFlags =
+    FunctionFlags::SQLITE_UTF8.union(FunctionFlags::SQLITE_DIRECTONLY);
+
+/// Current unix time in seconds (the `now` of the protocol calls).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Run `body` in a savepoint on `conn`: released when it succeeds, rolled
+/// back (nothing of it kept) when it fails. The schema is checked (and
+/// created on first use) inside the same savepoint.
+///
+/// # Errors
+/// `body`'s error text, or an SQLite error of the savepoint itself.
+pub fn atomically<T>(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> Result<T, String>,
+) -> Result<T, String> {
+    conn.execute_batch("SAVEPOINT atomik_call")
+        .map_err(|e| format!("cannot start a savepoint: {e}"))?;
+    let result = schema::ensure(conn).and_then(|()| body(conn));
+    match result {
+        Ok(v) => match conn.execute_batch("RELEASE atomik_call") {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK TO atomik_call; RELEASE atomik_call");
+                Err(format!("cannot commit: {e}"))
+            }
+        },
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO atomik_call; RELEASE atomik_call");
+            Err(e)
+        }
+    }
+}
+
+/// [`atomically`] with a [`SqliteStore`] over the connection.
+///
+/// # Errors
+/// The protocol's error text.
+pub fn with_store<T>(
+    conn: &Connection,
+    body: impl FnOnce(&mut SqliteStore<'_>) -> Result<T, ProtocolError>,
+) -> Result<T, String> {
+    atomically(conn, |c| {
+        body(&mut SqliteStore::new(c)).map_err(|e| e.to_string())
+    })
+}
+
+/// Register a stateful function of `n` arguments whose body gets the
+/// connection and the arguments.
+fn stateful<T, F>(conn: &Connection, name: &'static str, n: i32, body: F) -> rusqlite::Result<()>
+where
+    T: rusqlite::ToSql,
+    F: Fn(&Context<'_>, &Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    conn.create_scalar_function(name, n, STATEFUL, move |ctx| {
+        guard(name, || {
+            // SAFETY: the connection is used only during this call, on the
+            // thread SQLite called us on.
+            let c = unsafe { ctx.get_connection()? };
+            body(ctx, &c)
+        })
+    })
+}
+
+/// Map a body's error text to the function's SQL error.
+fn run<T>(name: &str, r: Result<T, String>) -> rusqlite::Result<T> {
+    r.map_err(|e| fail(name, e))
+}
+
+/// Register the stateful functions on `conn`.
+///
+/// # Errors
+/// When SQLite refuses a registration.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    stateful(conn, "atomik_track", 2, |ctx, c| {
+        let f = "atomik_track";
+        let (t, col) = (
+            name_arg(ctx, 0, f, "table")?,
+            name_arg(ctx, 1, f, "column")?,
+        );
+        run(f, atomically(c, |c| track::track(c, &t, &col)))
+    })?;
+    stateful(conn, "atomik_untrack", 2, |ctx, c| {
+        let f = "atomik_untrack";
+        let (t, col) = (
+            name_arg(ctx, 0, f, "table")?,
+            name_arg(ctx, 1, f, "column")?,
+        );
+        run(f, atomically(c, |c| track::untrack(c, &t, &col)))
+    })?;
+    stateful(conn, "atomik_site_id", 0, |_ctx, c| {
+        run(
+            "atomik_site_id",
+            with_store(c, |s| Ok(s.site_id()?.to_string())),
+        )
+    })?;
+    stateful(conn, "atomik_seal", 0, |_ctx, c| {
+        run(
+            "atomik_seal",
+            with_store(c, |s| protocol::seal(s).map(|n| n as i64)),
+        )
+    })?;
+    stateful(conn, "atomik_vector", 0, |_ctx, c| {
+        run(
+            "atomik_vector",
+            with_store(c, |s| protocol::vector_message(s)),
+        )
+    })?;
+    stateful(conn, "atomik_changes", 1, |ctx, c| {
+        let m = message_arg(ctx, 0, "atomik_changes")?;
+        run(
+            "atomik_changes",
+            with_store(c, |s| protocol::changes_for(s, m)),
+        )
+    })?;
+    stateful(conn, "atomik_apply", 1, |ctx, c| {
+        let m = message_arg(ctx, 0, "atomik_apply")?;
+        run(
+            "atomik_apply",
+            with_store(c, |s| {
+                protocol::apply_message(s, m, now()).map(|n| n as i64)
+            }),
+        )
+    })?;
+    stateful(conn, "atomik_sync_request", 0, |_ctx, c| {
+        run(
+            "atomik_sync_request",
+            with_store(c, |s| protocol::sync_request(s, now())),
+        )
+    })?;
+    stateful(conn, "atomik_sync", 1, |ctx, c| {
+        let m = message_arg(ctx, 0, "atomik_sync")?;
+        run(
+            "atomik_sync",
+            with_store(c, |s| protocol::serve_sync(s, m, now())),
+        )
+    })?;
+    stateful(conn, "atomik_sync_finish", 1, |ctx, c| {
+        let m = message_arg(ctx, 0, "atomik_sync_finish")?;
+        run(
+            "atomik_sync_finish",
+            with_store(c, |s| protocol::finish_sync(s, m, now()).map(|n| n as i64)),
+        )
+    })?;
+    stateful(conn, "atomik_digest", 2, |ctx, c| {
+        let f = "atomik_digest";
+        let (t, col) = (
+            name_arg(ctx, 0, f, "table")?,
+            name_arg(ctx, 1, f, "column")?,
+        );
+        run(f, digest::digest(c, &t, &col))
+    })?;
+    stateful(conn, "atomik_horizon", 0, |_ctx, c| {
+        run("atomik_horizon", with_store(c, horizon))
+    })?;
+    stateful(conn, "atomik_horizon", 1, |ctx, c| {
+        let f = "atomik_horizon";
+        let secs = match int_arg(ctx, 0, f)? {
+            Some(v) if v > 0 => v as u64,
+            Some(v) => {
+                return Err(fail(
+                    f,
+                    format!("the horizon must be a positive number of seconds, got {v}"),
+                ))
+            }
+            None => {
+                return Err(fail(
+                    f,
+                    "argument 1 must be an INTEGER number of seconds, got NULL",
+                ))
+            }
+        };
+        run(
+            f,
+            with_store(c, |s| {
+                s.set_setting(protocol::settings::HORIZON_SECS, Some(secs))?;
+                horizon(s)
+            }),
+        )
+    })?;
+    Ok(())
+}
+
+/// The retention horizon in seconds.
+fn horizon(s: &mut SqliteStore<'_>) -> Result<i64, ProtocolError> {
+    Ok(s.setting(protocol::settings::HORIZON_SECS)?
+        .unwrap_or(protocol::settings::DEFAULT_HORIZON_SECS) as i64)
+}

@@ -1,0 +1,483 @@
+//! Tracking, sealing, exactly-once apply, missing rows, the hub role, and
+//! the exact error of every bad input — each failed call leaves the
+//! database unchanged.
+
+mod common;
+use common::*;
+use rusqlite::Connection;
+
+fn replica(schema: &str) -> Connection {
+    let c = mem();
+    c.execute_batch(schema).unwrap();
+    c
+}
+
+const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB);
+                 SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f');";
+
+#[test]
+fn track_checks_the_table() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE nopk(a INTEGER, n BLOB);
+         CREATE TABLE real_pk(k REAL PRIMARY KEY, n BLOB);
+         CREATE TABLE junk(id INTEGER PRIMARY KEY, n BLOB);
+         INSERT INTO junk VALUES (1, 'hello');
+         CREATE TABLE ok(id INTEGER PRIMARY KEY, n BLOB);",
+    )
+    .unwrap();
+    let cases = [
+        ("SELECT atomik_track('missing', 'n')", "atomik_track: no table \"missing\""),
+        ("SELECT atomik_track('ok', 'zz')", "atomik_track: table \"ok\" has no column \"zz\""),
+        (
+            "SELECT atomik_track('nopk', 'n')",
+            "atomik_track: table \"nopk\" has no primary key; atomik needs one (integer, text or composite)",
+        ),
+        (
+            "SELECT atomik_track('real_pk', 'n')",
+            "atomik_track: primary key column \"k\" of \"real_pk\" has type \"REAL\"; atomik keys are INTEGER or TEXT columns",
+        ),
+        (
+            "SELECT atomik_track('ok', 'id')",
+            "atomik_track: column \"id\" is part of the primary key of \"ok\"; track a value column",
+        ),
+        (
+            "SELECT atomik_track('junk', 'n')",
+            "atomik_track: column \"junk\".\"n\" holds a text of 5 bytes that is not an atomik value; store atomik_add(..) or atomik_xor(..) values",
+        ),
+        ("SELECT atomik_track(NULL, 'n')", "atomik_track: argument 1 (table) must be TEXT, got NULL"),
+        ("SELECT atomik_track('ok', x'00')", "atomik_track: argument 2 (column) must be TEXT, got BLOB"),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(err(&c, sql), want, "{sql}");
+    }
+    assert_eq!(int(&c, "SELECT atomik_track('OK', 'N')"), 1);
+    assert_eq!(
+        int(&c, "SELECT atomik_track('ok', 'n')"),
+        0,
+        "already tracked"
+    );
+    assert_eq!(
+        text(&c, "SELECT tbl || '.' || col FROM atomik_tracked"),
+        "ok.n"
+    );
+    assert_eq!(int(&c, "SELECT atomik_untrack('ok', 'n')"), 1);
+    assert_eq!(int(&c, "SELECT atomik_untrack('ok', 'n')"), 0);
+    assert_eq!(
+        int(
+            &c,
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+        ),
+        0
+    );
+}
+
+#[test]
+fn schema_version_is_recorded_and_checked() {
+    let c = mem();
+    let site = text(&c, "SELECT atomik_site_id()");
+    assert_eq!(site.len(), 32);
+    assert_eq!(text(&c, "SELECT atomik_site_id()"), site, "stable");
+    assert_eq!(
+        int(
+            &c,
+            "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
+        ),
+        1
+    );
+    c.execute(
+        "UPDATE atomik_meta SET value = 7 WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(
+        err(&c, "SELECT atomik_seal()"),
+        format!(
+            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 1: upgrade the extension",
+            sqlite_atomik::VERSION
+        )
+    );
+}
+
+#[test]
+fn seal_ships_new_cells_and_pending_only() {
+    let c = replica(T);
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 0, "nothing pending");
+    c.execute_batch(
+        "INSERT INTO t VALUES (1, atomik_add(0), NULL), (2, atomik_add(5), NULL);
+         UPDATE t SET n = atomik_accum(n, 1) WHERE id = 2;",
+    )
+    .unwrap();
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 1);
+    assert_eq!(
+        int(&c, "SELECT atomik_pending(n) FROM t WHERE id = 2"),
+        0,
+        "sealed into the reference"
+    );
+    assert_eq!(int(&c, "SELECT atomik_read(n) FROM t WHERE id = 2"), 6);
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 0);
+    // A NULL cell set later is a new cell too, even at the identity.
+    c.execute("UPDATE t SET f = atomik_xor(0) WHERE id = 1", [])
+        .unwrap();
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 2);
+    // The batches reach another replica: cells created, zero deltas too.
+    let d = replica(T);
+    assert_eq!(apply(&d, &outbox(&c, 1)).unwrap(), 2);
+    assert_eq!(apply(&d, &outbox(&c, 2)).unwrap(), 1);
+    assert_eq!(text(&d, "SELECT group_concat(id || ':' || atomik_text(n) || ':' || ifnull(atomik_text(f), '-'), ' ') FROM t"), "1:add:0:xor:0x0000000000000000 2:add:6:-");
+    assert_eq!(
+        int(&d, "SELECT atomik_digest('t', 'n')"),
+        int(&c, "SELECT atomik_digest('t', 'n')")
+    );
+    assert_eq!(
+        int(&d, "SELECT atomik_digest('t', 'f')"),
+        int(&c, "SELECT atomik_digest('t', 'f')")
+    );
+    // A remote apply is not captured as a local change.
+    assert_eq!(int(&d, "SELECT atomik_seal()"), 0);
+    // Primary keys of tracked rows do not change.
+    assert!(err(&c, "UPDATE t SET id = 9 WHERE id = 1 RETURNING id")
+        .contains("the primary key of a row of tracked table \"t\" cannot change"));
+}
+
+#[test]
+fn apply_is_exactly_once_and_gaps_are_errors() {
+    let a = replica(T);
+    let b = replica(T);
+    a.execute_batch("INSERT INTO t VALUES (1, atomik_add(1), NULL)")
+        .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 1);
+    a.execute_batch("UPDATE t SET n = atomik_accum(n, 10)")
+        .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 2);
+    let before = dump(&b);
+    let e = apply(&b, &outbox(&a, 2)).unwrap_err().to_string();
+    let site = text(&a, "SELECT atomik_site_id()");
+    assert_eq!(
+        e,
+        format!(
+            "atomik_apply: gap in batches from site {site}: have seq 0, got seq 2 (expected 1)"
+        )
+    );
+    assert_eq!(dump(&b), before, "a failed apply changes nothing");
+    assert_eq!(apply(&b, &outbox(&a, 1)).unwrap(), 1);
+    assert_eq!(apply(&b, &outbox(&a, 1)).unwrap(), 0, "duplicate");
+    assert_eq!(apply(&b, &outbox(&a, 2)).unwrap(), 1);
+    assert_eq!(apply(&b, &outbox(&a, 2)).unwrap(), 0);
+    assert_eq!(int(&b, "SELECT atomik_read(n) FROM t"), 11);
+    assert_eq!(int(&b, "SELECT atomik_pending(n) FROM t"), 0);
+    assert_eq!(apply(&a, &outbox(&a, 1)).unwrap(), 0, "own batch");
+}
+
+#[test]
+fn bad_messages_are_named_and_change_nothing() {
+    let a = replica(T);
+    let b = replica(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB); SELECT atomik_track('t', 'n');",
+    );
+    b.execute_batch("INSERT INTO t VALUES (1, atomik_xor(1), NULL); SELECT atomik_seal();")
+        .unwrap();
+    a.execute_batch(
+        "INSERT INTO t VALUES (1, atomik_add(1), atomik_add(2)); SELECT atomik_seal();",
+    )
+    .unwrap();
+    let batch = outbox(&a, 1);
+    let before = dump(&b);
+    let mut corrupt = batch.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x40;
+    let vector = blob(&a, "SELECT atomik_vector()");
+    let cases: Vec<(Vec<u8>, String)> = vec![
+        (
+            batch[..batch.len() - 3].to_vec(),
+            "atomik_apply: atomik message checksum mismatch".into(),
+        ),
+        (
+            corrupt,
+            "atomik_apply: atomik message checksum mismatch".into(),
+        ),
+        (
+            b"hello world, not atomik".to_vec(),
+            "atomik_apply: not an atomik message (bad magic bytes [68, 65])".into(),
+        ),
+        (
+            b"AK".to_vec(),
+            "atomik_apply: atomik message is too short (2 bytes) to be a message".into(),
+        ),
+        (
+            vector,
+            "atomik_apply: expected an atomik batch or sync response message, got a vector message"
+                .into(),
+        ),
+        (
+            batch.clone(),
+            "atomik_apply: table \"t\" column \"f\" is not tracked here (atomik_track it first)"
+                .into(),
+        ),
+    ];
+    for (bytes, want) in cases {
+        let e = apply(&b, &bytes).unwrap_err().to_string();
+        assert!(e.starts_with(&want), "got {e:?}, want {want:?}");
+        assert_eq!(dump(&b), before);
+    }
+    // Group mismatch: b's cell 1 is xor, a's delta is add.
+    b.execute_batch("SELECT atomik_track('t', 'f')").unwrap();
+    let before = dump(&b);
+    assert_eq!(
+        apply(&b, &batch).unwrap_err().to_string(),
+        "atomik_apply: group mismatch on t.n key 1: cell is xor, delta is add"
+    );
+    assert_eq!(dump(&b), before);
+    // NULL and TEXT where a message belongs.
+    for f in [
+        "atomik_apply",
+        "atomik_sync",
+        "atomik_sync_finish",
+        "atomik_changes",
+    ] {
+        assert_eq!(
+            err(&b, &format!("SELECT {f}(NULL)")),
+            format!("{f}: argument 1 must be an atomik message (a BLOB), got NULL")
+        );
+        assert_eq!(
+            err(&b, &format!("SELECT {f}('x')")),
+            format!("{f}: argument 1 must be an atomik message (a BLOB), got TEXT")
+        );
+    }
+    assert_eq!(dump(&b), before);
+}
+
+#[test]
+fn missing_rows_are_created_or_parked() {
+    let a = replica(
+        "CREATE TABLE s(sku TEXT PRIMARY KEY, name TEXT NOT NULL, q BLOB); SELECT atomik_track('s', 'q');
+         CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, note TEXT DEFAULT 'auto', PRIMARY KEY (k1, k2)); SELECT atomik_track('c', 'v');",
+    );
+    let b = replica(
+        "CREATE TABLE s(sku TEXT PRIMARY KEY, name TEXT NOT NULL, q BLOB); SELECT atomik_track('s', 'q');
+         CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, note TEXT DEFAULT 'auto', PRIMARY KEY (k1, k2)); SELECT atomik_track('c', 'v');",
+    );
+    a.execute_batch(
+        "INSERT INTO s VALUES ('o''k', 'apple', atomik_add(4));
+         INSERT INTO c VALUES (1, 'x', atomik_xor(3), 'mine');
+         SELECT atomik_seal();
+         UPDATE s SET q = atomik_accum(q, 2);
+         SELECT atomik_seal();",
+    )
+    .unwrap();
+    assert_eq!(apply(&b, &outbox(&a, 1)).unwrap(), 2);
+    assert_eq!(apply(&b, &outbox(&a, 2)).unwrap(), 1);
+    // c's row was created with its defaults; s's row cannot be (name NOT NULL).
+    assert_eq!(
+        text(&b, "SELECT k1 || k2 || note || atomik_read(v) FROM c"),
+        "1xauto3"
+    );
+    assert_eq!(int(&b, "SELECT count(*) FROM s"), 0);
+    assert_eq!(
+        text(&b, "SELECT tbl || ' ' || col || ' ' || grp || ' ' || key_text || ' ' || delta FROM atomik_parked"),
+        "s q add 'o''k' 6"
+    );
+    // The row appears; the next seal (or apply) applies the parked delta,
+    // into the reference: it is not shipped again.
+    b.execute("INSERT INTO s(sku, name) VALUES ('o''k', 'apple')", [])
+        .unwrap();
+    assert_eq!(int(&b, "SELECT atomik_seal()"), 0);
+    assert_eq!(int(&b, "SELECT count(*) FROM atomik_parked"), 0);
+    assert_eq!(text(&b, "SELECT atomik_text(q) FROM s"), "add:6");
+    assert_eq!(
+        int(&b, "SELECT atomik_digest('s', 'q')"),
+        int(&a, "SELECT atomik_digest('s', 'q')")
+    );
+    assert_eq!(
+        int(&b, "SELECT atomik_digest('c', 'v')"),
+        int(&a, "SELECT atomik_digest('c', 'v')")
+    );
+}
+
+#[test]
+fn digest_matches_core() {
+    use atomik_core::{digest::Digest, AtomikValue, Group, Key, KeyPart};
+    let c = replica("CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, PRIMARY KEY (k1, k2));");
+    c.execute_batch(
+        "INSERT INTO c VALUES (1, 'a', atomik_add(5)), (2, 'b', atomik_xor(9)), (3, 'c', NULL)",
+    )
+    .unwrap();
+    let mut d = Digest::new();
+    d.add(
+        &Key(vec![KeyPart::Int(1), KeyPart::Text("a".into())]),
+        &AtomikValue::load(Group::Add, 5),
+    );
+    d.add(
+        &Key(vec![KeyPart::Int(2), KeyPart::Text("b".into())]),
+        &AtomikValue::load(Group::Xor, 9),
+    );
+    assert_eq!(int(&c, "SELECT atomik_digest('c', 'v')"), d.value());
+    assert_eq!(
+        err(&c, "SELECT atomik_digest('c', 'zz')"),
+        "atomik_digest: table \"c\" has no column \"zz\""
+    );
+}
+
+#[test]
+fn hub_serves_retains_and_bootstraps() {
+    let hub = replica(T);
+    let a = replica(T);
+    let b = replica(T);
+    a.execute_batch("INSERT INTO t VALUES (1, atomik_add(3), NULL)")
+        .unwrap();
+    hub.execute_batch("INSERT INTO t VALUES (2, atomik_add(100), NULL)")
+        .unwrap();
+    assert_eq!(sync(&a, &hub), 1, "the hub's own cell comes down");
+    assert_eq!(sync(&b, &hub), 2);
+    // a's batch is kept until b (the other registered peer) has it; b has
+    // stated it in its request, so after one more round everything folds.
+    sync(&a, &hub);
+    sync(&b, &hub);
+    assert_eq!(
+        int(&hub, "SELECT count(*) FROM atomik_batches"),
+        0,
+        "all folded"
+    );
+    // A late, duplicated response is a no-op.
+    let req = blob(&a, "SELECT atomik_sync_request()");
+    let resp: Vec<u8> = hub
+        .query_row("SELECT atomik_sync(?1)", [&req], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        a.query_row("SELECT atomik_sync_finish(?1)", [&resp], |r| r
+            .get::<_, i64>(0))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        a.query_row("SELECT atomik_sync_finish(?1)", [&resp], |r| r
+            .get::<_, i64>(0))
+            .unwrap(),
+        0
+    );
+    // A response for another replica is rejected.
+    let e = b
+        .query_row("SELECT atomik_sync_finish(?1)", [&resp], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("atomik_sync_finish: this response answers site "),
+        "{e}"
+    );
+    // A new device bootstraps from a snapshot (the batches were folded).
+    let c = replica(T);
+    c.execute_batch("INSERT INTO t VALUES (3, atomik_add(7), NULL)")
+        .unwrap();
+    sync(&c, &hub);
+    assert_eq!(
+        text(
+            &c,
+            "SELECT group_concat(id || '=' || atomik_text(n), ' ') FROM t"
+        ),
+        "1=add:3 2=add:100 3=add:7"
+    );
+    for r in [&a, &b] {
+        sync(r, &hub);
+    }
+    let d = int(&hub, "SELECT atomik_digest('t', 'n')");
+    for r in [&a, &b, &c] {
+        assert_eq!(int(r, "SELECT atomik_digest('t', 'n')"), d);
+    }
+    // atomik_changes answers a vector without registering or applying.
+    let v = blob(&a, "SELECT atomik_vector()");
+    let peers = int(&hub, "SELECT count(*) FROM atomik_peers");
+    let ch: Vec<u8> = hub
+        .query_row("SELECT atomik_changes(?1)", [&v], |r| r.get(0))
+        .unwrap();
+    assert_eq!(int(&hub, "SELECT count(*) FROM atomik_peers"), peers);
+    assert_eq!(apply(&a, &ch).unwrap(), 0, "nothing lacking");
+    // A replica refuses its own request.
+    let own = blob(&a, "SELECT atomik_sync_request()");
+    let e = a
+        .query_row("SELECT atomik_sync(?1)", [&own], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("atomik_sync: this sync request was made by this replica"),
+        "{e}"
+    );
+}
+
+#[test]
+fn horizon_companion() {
+    let c = mem();
+    assert_eq!(int(&c, "SELECT atomik_horizon()"), 30 * 24 * 3600);
+    assert_eq!(int(&c, "SELECT atomik_horizon(3600)"), 3600);
+    assert_eq!(int(&c, "SELECT atomik_horizon()"), 3600);
+    assert_eq!(
+        err(&c, "SELECT atomik_horizon(0)"),
+        "atomik_horizon: the horizon must be a positive number of seconds, got 0"
+    );
+}
+
+#[test]
+fn calls_inside_a_transaction_roll_back_with_it() {
+    let a = replica(T);
+    a.execute_batch("INSERT INTO t VALUES (1, atomik_add(1), NULL)")
+        .unwrap();
+    a.execute_batch("BEGIN; SELECT atomik_seal(); ROLLBACK;")
+        .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_pending(n) FROM t"), 1);
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 1);
+}
+
+#[test]
+fn identity_cells_ship_once_for_every_key_kind() {
+    let a = replica(
+        "CREATE TABLE i(k INTEGER PRIMARY KEY, v BLOB); SELECT atomik_track('i', 'v');
+         CREATE TABLE s(k TEXT PRIMARY KEY, v BLOB); SELECT atomik_track('s', 'v');
+         CREATE TABLE c(a INTEGER, b TEXT, v BLOB, PRIMARY KEY (a, b)); SELECT atomik_track('c', 'v');",
+    );
+    a.execute_batch(
+        "INSERT INTO i VALUES (1, atomik_add(0)), (2, atomik_xor(0));
+         INSERT INTO s VALUES ('x', atomik_add(0)), ('y''z', atomik_add(0));
+         INSERT INTO c VALUES (1, 'p', atomik_add(0)), (1, 'q', atomik_xor(0));",
+    )
+    .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 1);
+    assert_eq!(
+        int(&a, "SELECT atomik_seal()"),
+        0,
+        "known now: not shipped again"
+    );
+    // Back to the identity after shipping a delta: not new either.
+    a.execute_batch("UPDATE s SET v = atomik_accum(v, 5) WHERE k = 'x'")
+        .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 2);
+    a.execute_batch("UPDATE s SET v = atomik_accum(v, -5) WHERE k = 'x'")
+        .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 3);
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 0);
+    // A cell set from NULL later is new.
+    a.execute_batch(
+        "INSERT INTO c VALUES (2, 'r', NULL); UPDATE c SET v = atomik_add(0) WHERE a = 2",
+    )
+    .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 4);
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 0);
+    let b = replica(
+        "CREATE TABLE i(k INTEGER PRIMARY KEY, v BLOB); SELECT atomik_track('i', 'v');
+         CREATE TABLE s(k TEXT PRIMARY KEY, v BLOB); SELECT atomik_track('s', 'v');
+         CREATE TABLE c(a INTEGER, b TEXT, v BLOB, PRIMARY KEY (a, b)); SELECT atomik_track('c', 'v');",
+    );
+    for seq in 1..=4 {
+        apply(&b, &outbox(&a, seq)).unwrap();
+    }
+    assert_eq!(
+        int(&b, "SELECT atomik_seal()"),
+        0,
+        "received cells are not new"
+    );
+    for t in ["i", "s", "c"] {
+        let q = format!("SELECT atomik_digest('{t}', 'v')");
+        assert_eq!(int(&a, &q), int(&b, &q), "{t}");
+    }
+    assert_eq!(int(&b, "SELECT count(*) FROM c"), 3);
+}
