@@ -177,10 +177,11 @@ impl SqliteStore<'_> {
         Ok(())
     }
 
-    /// Apply parked deltas whose rows exist now.
-    fn drain_parked(&mut self) -> Result<()> {
-        let conn = self.conn;
-        let parked: Vec<(String, String, String, Vec<u8>, i64)> = conn
+    /// Every parked delta: table, column, stored key bytes, group, key, delta.
+    #[allow(clippy::type_complexity)]
+    fn parked_deltas(&self) -> Result<Vec<(String, String, Vec<u8>, Group, Key, i64)>> {
+        let rows: Vec<(String, String, String, Vec<u8>, i64)> = self
+            .conn
             .prepare_cached("SELECT tbl, col, grp, key, delta FROM atomik_parked")
             .and_then(|mut s| {
                 s.query_map([], |r| {
@@ -189,16 +190,26 @@ impl SqliteStore<'_> {
                 .and_then(Iterator::collect)
             })
             .map_err(se)?;
-        for (table, column, g, kb, delta) in parked {
+        rows.into_iter()
+            .map(|(table, column, g, kb, delta)| {
+                let group: Group = g.parse().map_err(|_| {
+                    ProtocolError::Store(format!("atomik_parked holds an unknown group \"{g}\""))
+                })?;
+                let key = decode_key(&kb).ok_or_else(|| {
+                    ProtocolError::Store(format!(
+                        "atomik_parked holds a damaged key for {table}.{column}"
+                    ))
+                })?;
+                Ok((table, column, kb, group, key, delta))
+            })
+            .collect()
+    }
+
+    /// Apply parked deltas whose rows exist now.
+    fn drain_parked(&mut self) -> Result<()> {
+        let conn = self.conn;
+        for (table, column, kb, group, key, delta) in self.parked_deltas()? {
             let t = self.find(&table, &column)?;
-            let group: Group = g.parse().map_err(|_| {
-                ProtocolError::Store(format!("atomik_parked holds an unknown group \"{g}\""))
-            })?;
-            let key = decode_key(&kb).ok_or_else(|| {
-                ProtocolError::Store(format!(
-                    "atomik_parked holds a damaged key for {table}.{column}"
-                ))
-            })?;
             let mut sel = conn.prepare_cached(&t.select_cell).map_err(se)?;
             if matches!(self.cell(&t, &mut sel, &key)?, CellState::NoRow) {
                 continue;
@@ -341,26 +352,8 @@ impl SqliteStore<'_> {
                     .map_err(shape_err)?;
             }
         }
-        let parked: Vec<(String, String, String, Vec<u8>, i64)> = self
-            .conn
-            .prepare_cached("SELECT tbl, col, grp, key, delta FROM atomik_parked")
-            .and_then(|mut s| {
-                s.query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .and_then(Iterator::collect)
-            })
-            .map_err(se)?;
-        for (table, column, g, kb, delta) in parked {
+        for (table, column, _, group, key, delta) in self.parked_deltas()? {
             let t = self.find(&table, &column)?;
-            let group: Group = g.parse().map_err(|_| {
-                ProtocolError::Store(format!("atomik_parked holds an unknown group \"{g}\""))
-            })?;
-            let key = decode_key(&kb).ok_or_else(|| {
-                ProtocolError::Store(format!(
-                    "atomik_parked holds a damaged key for {table}.{column}"
-                ))
-            })?;
             out.add(
                 &ColumnId::new(table, column, group),
                 &t.shape,
