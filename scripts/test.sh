@@ -5,6 +5,7 @@
 #
 #   ./scripts/test.sh            everything
 #   ATOMIK_SIM_SCHEDULES=20000   more chaos schedules (default 2000)
+#   ATOMIK_W4_SCHEDULES=5000     more cross-engine W4 schedules (default 300)
 #   ATOMIK_FUZZ_SECONDS=60       fuzz the codec for that long (default 20;
 #                                0 skips; needs the nightly toolchain)
 set -euo pipefail
@@ -25,6 +26,9 @@ sqlite_atomik/test-loadable.sh
 
 section "pg_atomik: build, install, pg_regress, isolation, pg_test, concurrency (throwaway cluster)"
 pg_atomik/test.sh
+
+section "cross-engine: SQLite device processes + PostgreSQL hubs under chaos (W4), golden script, demo on PostgreSQL"
+tests/cross-engine.sh
 
 section "clippy and formatting"
 cargo fmt --all -- --check

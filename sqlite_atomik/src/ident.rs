@@ -43,7 +43,7 @@ pub fn resolve(conn: &Connection, table: &str, column: &str) -> Result<ColumnRef
         .optional()
         .map_err(|e| e.to_string())?;
     let Some(table_name) = canonical else {
-        return Err(format!("no table \"{table}\""));
+        return Err(format!("table \"{table}\" does not exist"));
     };
     let mut stmt = conn
         .prepare("SELECT name, type, pk FROM pragma_table_info(?1, 'main') ORDER BY cid")
@@ -53,7 +53,9 @@ pub fn resolve(conn: &Connection, table: &str, column: &str) -> Result<ColumnRef
         .and_then(Iterator::collect)
         .map_err(|e| e.to_string())?;
     let Some((col_name, _, col_pk)) = cols.iter().find(|c| c.0.eq_ignore_ascii_case(column)) else {
-        return Err(format!("table \"{table_name}\" has no column \"{column}\""));
+        return Err(format!(
+            "column \"{column}\" of table \"{table_name}\" does not exist"
+        ));
     };
     if *col_pk > 0 {
         return Err(format!(

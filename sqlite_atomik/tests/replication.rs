@@ -27,8 +27,8 @@ fn track_checks_the_table() {
     )
     .unwrap();
     let cases = [
-        ("SELECT atomik_track('missing', 'n')", "atomik_track: no table \"missing\""),
-        ("SELECT atomik_track('ok', 'zz')", "atomik_track: table \"ok\" has no column \"zz\""),
+        ("SELECT atomik_track('missing', 'n')", "atomik_track: table \"missing\" does not exist"),
+        ("SELECT atomik_track('ok', 'zz')", "atomik_track: column \"zz\" of table \"ok\" does not exist"),
         (
             "SELECT atomik_track('nopk', 'n')",
             "atomik_track: table \"nopk\" has no primary key; atomik needs one (integer, text or composite)",
@@ -314,7 +314,7 @@ fn digest_matches_core() {
     assert_eq!(int(&c, "SELECT atomik_digest('c', 'v')"), d.value());
     assert_eq!(
         err(&c, "SELECT atomik_digest('c', 'zz')"),
-        "atomik_digest: table \"c\" has no column \"zz\""
+        "atomik_digest: column \"zz\" of table \"c\" does not exist"
     );
 }
 
