@@ -12,8 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-section "workspace tests (core, sqlite_atomik, offload cpu, cli)"
+section "workspace tests (core, sqlite_atomik, offload cpu, cli, benches, cross-engine on SQLite)"
 cargo test --workspace --locked
+
+section "the SQLite session-extension baseline of the benchmarks (needs libclang for bindgen)"
+apt_install libclang-dev
+cargo test --locked -p atomik-bench --features session
 
 section "offload: Verilog benches, Verilator lint, simulated-engine differential tests"
 offload/test.sh --locked

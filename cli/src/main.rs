@@ -31,10 +31,38 @@ enum Command {
     Sync(SyncArgs),
     /// Serve a hub database over HTTP (POST /sync, GET /health).
     Serve(ServeArgs),
+    /// Measure atomik against full-state sync, SQLite session patchsets,
+    /// Automerge counters and plain SQL (WORKLOADS.md W1–W5); write
+    /// bench.json and SVG plots.
+    Bench(BenchArgs),
     /// Workload W6: N random LOAD/ACCUM/READ operations on every offload
     /// engine backend and 1, 2, 4 and 8 banks; all final-state hashes must
     /// agree. Build with `--features sim` to include the simulated RTL.
     Abench(AbenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The long version (more repetitions, 15 s per pgbench point).
+    #[arg(long)]
+    full: bool,
+    /// Seed of every generated workload.
+    #[arg(long, default_value_t = 7, value_parser = parse_u64)]
+    seed: u64,
+    /// Where to write bench.json and the plots.
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// libpq conninfo of an existing PostgreSQL 15 cluster with pg_atomik
+    /// installed, for W3 and W5 in PostgreSQL. Default: start a throwaway
+    /// cluster (as the tests do) when pg_atomik is installed.
+    #[arg(long, conflicts_with = "no_pg")]
+    pg: Option<String>,
+    /// Skip the PostgreSQL suites.
+    #[arg(long)]
+    no_pg: bool,
+    /// Port of the throwaway cluster.
+    #[arg(long, default_value_t = 55470)]
+    cluster_port: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,8 +146,41 @@ fn main() -> Result<()> {
         Command::Demo(args) => run_demo(&args),
         Command::Sync(args) => run_sync(&args),
         Command::Serve(args) => serve::run(&HubUrl::parse(&args.hub)?, &args.listen),
+        Command::Bench(args) => run_bench(&args),
         Command::Abench(args) => run_abench(&args),
     }
+}
+
+fn run_bench(args: &BenchArgs) -> Result<()> {
+    use atomik_bench::{cluster, run, BenchConfig};
+    let config = BenchConfig {
+        full: args.full,
+        seed: args.seed,
+        out_dir: args.out.clone(),
+        pg: args.pg.clone(),
+    };
+    let report = if args.no_pg || args.pg.is_some() {
+        run(&config)?
+    } else if let Err(why) = cluster::check_pg_atomik_installed() {
+        eprintln!("atomik bench: no PostgreSQL suites ({why:#})");
+        run(&config)?
+    } else {
+        eprintln!(
+            "atomik bench: starting a throwaway PostgreSQL cluster on port {} for W3 and W5",
+            args.cluster_port
+        );
+        cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {
+            run(&BenchConfig {
+                pg: Some(conninfo.to_string()),
+                ..config.clone()
+            })
+        })?
+    };
+    println!("{}", report.markdown());
+    for file in &report.files {
+        println!("wrote {}", file.display());
+    }
+    Ok(())
 }
 
 fn run_abench(args: &AbenchArgs) -> Result<()> {
