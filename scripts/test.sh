@@ -34,6 +34,14 @@ pg_atomik/test.sh
 section "cross-engine: SQLite device processes + PostgreSQL hubs under chaos (W4), golden script, demo on PostgreSQL"
 tests/cross-engine.sh
 
+section "atomik bench, quick: every suite runs and writes its JSON and plots (no timing is asserted)"
+BENCH_OUT=$(mktemp -d /tmp/atomik-bench-out.XXXXXX)
+cargo run --locked --release -p atomik-cli --features session -- bench --out "$BENCH_OUT"
+for f in bench.json bytes_vs_density.svg tps_vs_clients.svg; do
+    [ -s "$BENCH_OUT/$f" ] || { echo "atomik bench did not write $f" >&2; exit 1; }
+done
+rm -rf "$BENCH_OUT"
+
 section "clippy and formatting"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -292,7 +292,7 @@ impl UioRegisters {
 
     fn check(&self, offset: u32) -> Result<usize, OffloadError> {
         let off = offset as usize;
-        if off % 4 != 0 || off + 4 > self.map.len() {
+        if !off.is_multiple_of(4) || off + 4 > self.map.len() {
             return Err(OffloadError::BadRegister {
                 offset,
                 len: self.map.len(),

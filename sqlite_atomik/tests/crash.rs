@@ -34,7 +34,7 @@ fn step(i: u64) -> (bool, Vec<(i64, i64)>) {
     let writes = (0..WRITES)
         .map(|_| (r.random_range(1..=KEYS), r.random_range(-1000..=1000)))
         .collect();
-    (i % 5 == 0, writes)
+    (i.is_multiple_of(5), writes)
 }
 
 fn open(dir: &Path, name: &str) -> Connection {
@@ -83,7 +83,7 @@ fn crash_child() {
         c.execute("UPDATE progress SET step = ?1", [i as i64])
             .unwrap();
         c.execute_batch("COMMIT").unwrap();
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             sync_round(&device, &hub);
         }
         i += 1;

@@ -332,7 +332,7 @@ fn run_schedule_in(config: &W4Config, seed: u64, dir: &Path) -> Result<W4Stats> 
         schedules: 1,
         ..W4Stats::default()
     };
-    let hub_b_on_pg = config.pg.is_some() && seed % 2 == 0;
+    let hub_b_on_pg = config.pg.is_some() && seed.is_multiple_of(2);
     let (hub_a, hub_a_url): (Box<dyn Node>, String) = match &config.pg {
         Some(pg) => {
             pg.reset_database("atomik_w4_a")?;
