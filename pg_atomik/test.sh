@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pg_atomik test command. From a fresh Debian 12 machine with Rust 1.95:
 #   pg_atomik/test.sh            everything below, then stop the cluster
-#   pg_atomik/test.sh --bench    also run the W5 benchmark
+#   pg_atomik/test.sh --bench    also run the W5 benchmark and the quick W3
 #
 # 1. installs what is missing: postgresql-server-dev-15, libclang-dev, clang,
 #    sudo (apt), cargo-pgrx 0.18.1 (cargo install, ~8 min), `cargo pgrx init`;
@@ -10,9 +10,12 @@
 #    checks that the install script checked in under sql/ is the generated one;
 # 4. starts a throwaway cluster as postgres (private port and socket dir
 #    under /tmp), runs the pg_regress golden tests (test/sql, test/expected),
-#    the pg_isolation_regress spec (test/isolation), a pg_dump / pg_restore
+#    the pg_isolation_regress specs (test/isolation), the 0.1.0 -> current
+#    upgrade check (scripts/upgrade_check.sh), a pg_dump / pg_restore
 #    round trip, and the tokio-postgres concurrency test (client/); stops
-#    the cluster (also on failure, by trap).
+#    the cluster (also on failure, by trap);
+# 5. runs the deferred-path crash test (scripts/crash_deferred.sh: its own
+#    cluster with pg_atomik preloaded, immediate shutdowns at random points).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -61,7 +64,11 @@ if ! diff -q <(strip_lines "$GENERATED") <(strip_lines "sql/pg_atomik--$VERSION.
     echo "If the change is intended (an unreleased version), copy $GENERATED over it." >&2
     exit 1
 fi
-cp sql/*--*--*.sql "$("$PG_CONFIG" --sharedir)/extension/" 2>/dev/null || true
+# Earlier released install scripts (for CREATE EXTENSION ... VERSION) and
+# the upgrade scripts.
+for f in sql/pg_atomik--*.sql; do
+    [ "$f" = "sql/pg_atomik--$VERSION.sql" ] || cp "$f" "$("$PG_CONFIG" --sharedir)/extension/"
+done
 
 step "throwaway cluster on port $PORT"
 WORK=$(mktemp -d /tmp/pg_atomik_test.XXXXXX)
@@ -91,10 +98,13 @@ as_pg "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
 step "pg_isolation_regress (deterministic interleavings of concurrent sessions)"
 as_pg "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress" \
     --inputdir="$HERE/test/isolation" --outputdir="$WORK/isolation" \
-    --host="$SOCK" --port="$PORT" --user=postgres --dbname=atomik_isolation sync_races || {
+    --host="$SOCK" --port="$PORT" --user=postgres --dbname=atomik_isolation sync_races deferred_races || {
     cat "$WORK/isolation/regression.diffs" >&2
     exit 1
 }
+
+step "upgrade 0.1.0 -> $VERSION equals a fresh install"
+"$HERE/scripts/upgrade_check.sh" "$BIN" "$SOCK" "$PORT" "$VERSION"
 
 step "pg_dump / pg_restore round trip"
 "$HERE/scripts/dump_restore.sh" "$BIN" "$SOCK" "$PORT" "$WORK"
@@ -108,5 +118,13 @@ if [ "$BENCH" = 1 ]; then
     "$CARGO_TARGET_DIR/release/w5"
 fi
 "$HERE/scripts/cluster.sh" stop "$WORK/cluster"
+
+step "deferred path: crash test (immediate shutdowns mid-write and mid-fold)"
+"$HERE/scripts/crash_deferred.sh" "$WORK" "$((PORT + 1))"
+if [ "$BENCH" = 1 ]; then
+    step "W3 benchmark (quick)"
+    W3_PORT=$((PORT + 2)) "$HERE/scripts/w3.sh" "$WORK" >"$WORK/w3.json"
+    cat "$WORK/w3.json"
+fi
 
 step "all pg_atomik tests passed"

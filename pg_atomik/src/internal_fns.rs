@@ -43,6 +43,24 @@ pub mod atomik {
         Atomik(cell.receive(delta as u64))
     }
 
+    /// Apply a folded deferred delta as `atomik_accum` does; a NULL cell
+    /// becomes a new value in the delta's group with the delta pending.
+    #[pg_extern(immutable, parallel_safe, requires = ["atomik_type"])]
+    fn defer_apply(cell: Option<Atomik>, grp: i32, delta: i64) -> Atomik {
+        let group = group_of(grp);
+        match cell {
+            None => Atomik(AtomikValue::new_pending(group, delta as u64)),
+            Some(c) if c.0.group() == group => Atomik(c.0.accum(delta as u64)),
+            Some(c) => raise(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!(
+                    "group mismatch: cell is {}, deferred delta is {group}",
+                    c.0.group()
+                ),
+            ),
+        }
+    }
+
     /// The value with its accumulator moved into its reference (seal).
     #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
     fn sealed(cell: Atomik) -> Atomik {

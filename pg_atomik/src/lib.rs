@@ -11,11 +11,15 @@
 //! * [`internal_fns`] — helpers in schema `atomik` the store's SQL calls;
 //! * [`store`] — `atomik_core::Store` over SPI;
 //! * [`replication`] / [`tracking`] — the replication SQL functions;
+//! * [`deferred`] — lock-free deferred accumulation, its fold and worker;
 //! * [`errors`], [`subxact`] — SQLSTATE mapping and subtransactions.
+
+use pgrx::prelude::*;
 
 pgrx::pg_module_magic!();
 
 pub mod datum;
+pub mod deferred;
 pub mod errors;
 pub mod internal_fns;
 pub mod replication;
@@ -26,6 +30,13 @@ pub mod value_fns;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod sql_tests;
+
+/// Library load: define the settings, and register the fold worker when
+/// the library is in `shared_preload_libraries`.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    deferred::worker::init();
+}
 
 /// Hooks `cargo pgrx test` needs.
 #[cfg(test)]

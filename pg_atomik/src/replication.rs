@@ -38,13 +38,15 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Run one protocol call under the lock; `mutates` first applies parked
-/// deltas whose rows have appeared.
+/// Run one protocol call under the lock; `mutates` first folds committed
+/// deferred deltas (so a seal ships them) and applies parked deltas whose
+/// rows have appeared.
 fn call<T>(mutates: bool, f: impl FnOnce(&mut PgStore) -> Result<T>) -> T {
     or_raise((|| {
         lock()?;
         let mut store = PgStore::new();
         if mutates {
+            crate::deferred::fold_before_protocol()?;
             let tracked = store.tracked_tables()?.to_vec();
             flush_parked(&tracked)?;
         }

@@ -111,6 +111,12 @@ fn resolve(table: &str, column: &str) -> Result<Target> {
     })
 }
 
+/// Raise the error [`resolve`] raises for `table`.`column` (missing
+/// table or column, not atomik, no primary key), if any.
+pub(crate) fn check_column(table: &str, column: &str) -> Result<()> {
+    resolve(table, column).map(|_| ())
+}
+
 /// The two trigger names of a tracked column.
 fn trigger_names(column: &str) -> [String; 2] {
     [
@@ -218,6 +224,8 @@ fn atomik_untrack(table: &str, column: &str) {
 fn untrack(table: &str, column: &str) -> Result<()> {
     lock()?;
     let target = resolve(table, column)?;
+    // Deferred deltas are local writes: apply them while still tracked.
+    crate::deferred::fold_before_protocol()?;
     let removed = exec(
         "DELETE FROM atomik.tracked WHERE relid = $1::oid::regclass AND column_name = $2",
         &[DatumWithOid::from(target.relid), DatumWithOid::from(column)],
@@ -256,6 +264,13 @@ fn atomik_digest(table: &str, column: &str) -> i64 {
 
 fn digest(table: &str, column: &str) -> Result<i64> {
     let t = resolve(table, column)?.as_tracked();
+    // Deferred deltas are part of the value (a no-op when none is
+    // buffered). A read-only transaction (a standby) cannot fold: its
+    // digest covers the folded values only.
+    // SAFETY: reads a flag of the current transaction.
+    if !unsafe { pgrx::pg_sys::XactReadOnly } {
+        crate::deferred::fold_before_protocol()?;
+    }
     let n = t.keys.len();
     let mut d = Digest::new();
     rows(

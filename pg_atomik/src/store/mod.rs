@@ -12,7 +12,7 @@ use atomik_core::store::{Peer, PeerRole, Store, TrackedColumn};
 use atomik_core::{Batch, Changes, SiteId, VersionVector};
 
 pub use cells::flush_parked;
-pub use spi::{exec, get, rows};
+pub use spi::{exec, get, rows, spi_err};
 use state::VectorTable;
 use tracked::TrackedTable;
 

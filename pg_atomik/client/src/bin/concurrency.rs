@@ -3,7 +3,8 @@
 //!
 //! 1. Four sessions serve the same device request at once.
 //! 2. A device syncs round after round while hub sessions run local
-//!    `atomik_accum` updates, `atomik_seal()` and `VACUUM` concurrently.
+//!    `atomik_accum` updates, deferred writes (`atomik_defer`) and folds,
+//!    `atomik_seal()` and `VACUUM` concurrently.
 //! 3. Three devices sync concurrently for many rounds (the hub folds what
 //!    all of them have), then a fourth joins late and bootstraps from a
 //!    snapshot: all five replicas end byte-identical.
@@ -238,6 +239,32 @@ async fn main() {
                         retries.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => panic!("local update failed: {e}"),
+                }
+            }
+        }));
+    }
+    // Deferred writers on the hub (0.2.0): no row lock; their deltas reach
+    // the device through the hub's seals, which fold first.
+    for w in 0..2i64 {
+        let (local, stop, retries) = (local.clone(), stop.clone(), retries.clone());
+        background.push(tokio::spawn(async move {
+            let c = connect("atomik_conc_hub").await;
+            let mut i = w * 31;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let id = i % ROWS + 1;
+                c.execute("SELECT atomik_defer('inv', 'c', $1::bigint, 1)", &[&id])
+                    .await
+                    .expect("deferred write");
+                local.fetch_add(1, Ordering::Relaxed);
+                if i % 50 == 0 {
+                    match c.execute("SELECT atomik_fold_deferred()", &[]).await {
+                        Ok(_) => {}
+                        Err(e) if retryable(&e) => {
+                            retries.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => panic!("fold failed: {e}"),
+                    }
                 }
             }
         }));

@@ -1,0 +1,337 @@
+//! The per-backend cache behind `atomik_defer` and `atomik_live`: for each
+//! tracked (table, column) a backend has used, the column's catalog
+//! description, two prepared plans (record a delta after checking the
+//! row; read the live value) and the group of every cell this backend has
+//! recorded a delta for. With the group known, `atomik_defer` appends the
+//! buffer row directly ([`append`]): no SPI, no executor, no row read.
+//! Groups are forgotten after any (sub)transaction abort of the backend,
+//! since the row they were read from may have been rolled back.
+//!
+//! Entries are keyed by relation OID. A relcache invalidation of the table
+//! (any DDL on it, including the triggers `atomik_track` and
+//! `atomik_untrack` create and drop) marks its entries stale; the next call
+//! rebuilds them from `atomik.tracked`. The invalidation callback only
+//! records the OID: plans are freed later, outside the callback.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use atomik_core::error::Result;
+use atomik_core::{KeyKind, ProtocolError};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{self, BuiltinOid, Oid, PgOid};
+use pgrx::prelude::*;
+use pgrx::spi::{quote_literal, OwnedPreparedStatement};
+use pgrx::{IntoDatum, PgSqlErrorCode};
+
+use crate::errors::raise;
+use crate::store::spi_err;
+use crate::store::tracked::{load_all, TrackedTable};
+
+/// One tracked column as the deferred path uses it.
+pub struct Entry {
+    /// The column, its table and its primary key.
+    pub table: TrackedTable,
+    /// `INSERT INTO atomik.deferred ... SELECT ... FROM table WHERE key
+    /// RETURNING grp`: `$1` key (`text[]`), `$2` delta; inserts nothing
+    /// when the row is missing or the cell is NULL.
+    pub defer: OwnedPreparedStatement,
+    /// The cell `(0, group, read)` and every visible deferred delta
+    /// `(1, group, delta)` of a key, in one statement (one snapshot).
+    pub live: OwnedPreparedStatement,
+    /// Group code of each cell (by key texts) seen by the checked path.
+    pub groups: RefCell<HashMap<Vec<String>, i32>>,
+}
+
+/// Cells whose group a backend remembers per column, before it forgets
+/// them all (bounds the memory of a backend that touches many cells).
+pub const MAX_CACHED_CELLS: usize = 65_536;
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static ENTRIES: RefCell<HashMap<(Oid, String), Rc<Entry>>> = RefCell::new(HashMap::new());
+    static STALE: RefCell<Vec<Oid>> = const { RefCell::new(Vec::new()) };
+    static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static BUFFER: std::cell::Cell<Oid> = const { std::cell::Cell::new(pg_sys::InvalidOid) };
+    static FORGET_GROUPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Relcache invalidation: remember the OID (`InvalidOid` means all).
+unsafe extern "C-unwind" fn invalidate(_arg: pg_sys::Datum, relid: Oid) {
+    // try_borrow_mut: never panic inside a callback PostgreSQL calls.
+    STALE.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.push(relid);
+        }
+    });
+}
+
+/// Transaction abort: a row this backend saw (perhaps its own insert) may
+/// be gone, so remembered groups are forgotten at the next call.
+unsafe extern "C-unwind" fn on_abort(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
+        FORGET_GROUPS.with(|f| f.set(true));
+    }
+}
+
+/// Subtransaction abort (`ROLLBACK TO SAVEPOINT`): as [`on_abort`].
+unsafe extern "C-unwind" fn on_sub_abort(
+    event: pg_sys::SubXactEvent::Type,
+    _sub: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        FORGET_GROUPS.with(|f| f.set(true));
+    }
+}
+
+fn register_callback() {
+    if !REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registers callbacks that live as long as the library
+        // (extensions are never unloaded) and only set thread-local flags
+        // of this backend.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(invalidate), pg_sys::Datum::from(0));
+            pg_sys::RegisterXactCallback(Some(on_abort), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_sub_abort), std::ptr::null_mut());
+        }
+    }
+}
+
+fn drop_stale() {
+    if FORGET_GROUPS.with(|f| f.replace(false)) {
+        ENTRIES.with(|e| {
+            for entry in e.borrow().values() {
+                entry.groups.borrow_mut().clear();
+            }
+        });
+    }
+    let stale: Vec<Oid> = STALE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if stale.is_empty() {
+        return;
+    }
+    let buffer = BUFFER.with(|b| b.get());
+    if stale.contains(&pg_sys::InvalidOid) || stale.contains(&buffer) {
+        BUFFER.with(|b| b.set(pg_sys::InvalidOid));
+    }
+    ENTRIES.with(|e| {
+        let mut e = e.borrow_mut();
+        if stale.contains(&pg_sys::InvalidOid) {
+            e.clear();
+        } else {
+            e.retain(|(relid, _), _| !stale.contains(relid));
+        }
+    });
+}
+
+/// `to_regclass(table)`, or an error naming the missing table.
+pub fn relid_of(table: &str) -> Oid {
+    // SAFETY: to_regclass takes one text argument and returns NULL for a
+    // name that does not resolve.
+    let oid =
+        unsafe { pgrx::direct_function_call::<Oid>(pg_sys::to_regclass, &[table.into_datum()]) };
+    match oid {
+        Some(oid) if oid != pg_sys::InvalidOid => oid,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("table \"{table}\" does not exist"),
+        ),
+    }
+}
+
+/// The cached entry of `table`.`column`, building it on first use. An
+/// untracked column (or a missing table or column) is an error.
+pub fn entry(table: &str, column: &str) -> Result<(Oid, Rc<Entry>)> {
+    register_callback();
+    drop_stale();
+    let relid = relid_of(table);
+    let key = (relid, column.to_string());
+    if let Some(e) = ENTRIES.with(|e| e.borrow().get(&key).cloned()) {
+        return Ok((relid, e));
+    }
+    let tracked = tracked_column(relid, table, column)?;
+    let built = Rc::new(build(tracked)?);
+    ENTRIES.with(|e| e.borrow_mut().insert(key, built.clone()));
+    Ok((relid, built))
+}
+
+/// The tracked entry of (`relid`, `column`), or the error `atomik_untrack`
+/// gives for a column that is not tracked (after the errors for a missing
+/// column or one that is not atomik).
+fn tracked_column(relid: Oid, table: &str, column: &str) -> Result<TrackedTable> {
+    let wire = crate::store::rows(
+        "SELECT table_name FROM atomik.tracked WHERE relid = $1::oid::regclass AND column_name = $2",
+        &[DatumWithOid::from(relid), DatumWithOid::from(column)],
+        |r| crate::store::get::<String>(r, 1),
+    )?;
+    let Some(wire) = wire.into_iter().next() else {
+        crate::tracking::check_column(table, column)?;
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("column \"{column}\" of table \"{table}\" is not tracked"),
+        )
+    };
+    load_all()?
+        .into_iter()
+        .find(|t| t.table == wire && t.column == column)
+        .ok_or_else(|| ProtocolError::store("tracked column vanished while reading it"))
+}
+
+/// `t.k1 = ($1)[1]::bigint AND ...`.
+pub fn key_match(t: &TrackedTable) -> String {
+    t.keys
+        .iter()
+        .zip(t.shape.kinds())
+        .enumerate()
+        .map(|(i, (k, kind))| {
+            let ty = match kind {
+                KeyKind::Int => "bigint",
+                KeyKind::Text => "text",
+            };
+            format!("t.{k} = ($1::text[])[{}]::{ty}", i + 1)
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn build(table: TrackedTable) -> Result<Entry> {
+    let wire = quote_literal(&table.table);
+    let col_lit = quote_literal(&table.column);
+    let defer_sql = format!(
+        "INSERT INTO atomik.deferred (table_name, column_name, key, grp, delta)
+         SELECT {wire}, {col_lit}, $1::text[], atomik.group_code(t.{c}), $2
+           FROM {q} t WHERE {m} AND t.{c} IS NOT NULL
+         RETURNING grp",
+        c = table.col,
+        q = table.qualified,
+        m = key_match(&table)
+    );
+    let live_sql = format!(
+        "SELECT 0, atomik.group_code(t.{c}), atomik.read(t.{c})
+           FROM {q} t WHERE {m} AND t.{c} IS NOT NULL
+         UNION ALL
+         SELECT 1, d.grp, d.delta FROM atomik.deferred d
+          WHERE d.table_name = {wire} AND d.column_name = {col_lit} AND d.key = $1::text[]",
+        c = table.col,
+        q = table.qualified,
+        m = key_match(&table)
+    );
+    let text_array = PgOid::BuiltIn(BuiltinOid::TEXTARRAYOID);
+    let int8 = PgOid::BuiltIn(BuiltinOid::INT8OID);
+    let (defer, live) = Spi::connect(|c| {
+        let defer = c
+            .prepare_mut(defer_sql.as_str(), &[text_array, int8])?
+            .keep();
+        // Read-write mode: a fresh snapshot per execution (READ COMMITTED),
+        // which sees this transaction's earlier deferred deltas.
+        let live = c.prepare_mut(live_sql.as_str(), &[text_array])?.keep();
+        Ok::<_, pgrx::spi::SpiError>((defer, live))
+    })
+    .map_err(spi_err)?;
+    Ok(Entry {
+        table,
+        defer,
+        live,
+        groups: RefCell::new(HashMap::new()),
+    })
+}
+
+/// The OID of `atomik.deferred` (cached; dropped with the extension).
+fn buffer_oid() -> Oid {
+    let cached = BUFFER.with(|b| b.get());
+    if cached != pg_sys::InvalidOid {
+        return cached;
+    }
+    let oid = relid_of("atomik.deferred");
+    BUFFER.with(|b| b.set(oid));
+    oid
+}
+
+/// Append one row to `atomik.deferred` with a heap insert, as the
+/// checked path's `INSERT` would (the table has no index, trigger, rule
+/// or default, and the caller passes a group read from the cell), after
+/// the same privilege checks: `INSERT` on the buffer, `SELECT` on
+/// `relid`. Returns false, having done nothing, when the fast path does
+/// not apply (a read-only transaction, or a buffer table of another
+/// shape): the caller then takes the checked path, which reports errors.
+pub fn append(relid: Oid, t: &TrackedTable, key: &[String], grp: i32, delta: i64) -> bool {
+    // SAFETY: reads a flag of the current transaction.
+    if unsafe { pg_sys::XactReadOnly } {
+        return false;
+    }
+    let buffer = buffer_oid();
+    // SAFETY: catalog privilege lookups for the current user; a failure
+    // is reported as PostgreSQL's own permission error (an ERROR).
+    unsafe {
+        let user = pg_sys::GetUserId();
+        for (rel, mode) in [
+            (buffer, pg_sys::ACL_INSERT as pg_sys::AclMode),
+            (relid, pg_sys::ACL_SELECT as pg_sys::AclMode),
+        ] {
+            let result = pg_sys::pg_class_aclcheck(rel, user, mode);
+            if result != pg_sys::AclResult::ACLCHECK_OK {
+                pg_sys::aclcheck_error(
+                    result,
+                    pg_sys::ObjectType::OBJECT_TABLE,
+                    pg_sys::get_rel_name(rel),
+                );
+            }
+        }
+    }
+    let values = [
+        t.table.as_str().into_datum(),
+        t.column.as_str().into_datum(),
+        key.to_vec().into_datum(),
+        grp.into_datum(),
+        delta.into_datum(),
+    ];
+    let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(values.len());
+    for v in values {
+        match v {
+            Some(d) => datums.push(d),
+            None => return false,
+        }
+    }
+    let mut nulls = [false; 5];
+    let types = [
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTARRAYOID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+    ];
+    let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
+    // SAFETY: the relation is opened with RowExclusiveLock (as INSERT
+    // does) and closed below; the tuple is formed from its own descriptor
+    // after checking that it has exactly the five columns of buffer.sql,
+    // in order, with these types.
+    unsafe {
+        let rel = pg_sys::table_open(buffer, lock);
+        let desc = (*rel).rd_att;
+        let shaped = (*desc).natts == 5
+            && (*desc)
+                .attrs
+                .as_slice(5)
+                .iter()
+                .zip(types)
+                .all(|(att, ty)| !att.attisdropped && att.atttypid == ty);
+        if !shaped {
+            pg_sys::table_close(rel, lock);
+            return false;
+        }
+        let tuple = pg_sys::heap_form_tuple(desc, datums.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::simple_heap_insert(rel, tuple);
+        pg_sys::heap_freetuple(tuple);
+        pg_sys::table_close(rel, lock);
+    }
+    true
+}
