@@ -132,7 +132,10 @@ impl Drop for Running {
 /// and delete it, whether `f` succeeded or not.
 ///
 /// The cluster keeps `fsync` on (so `synchronous_commit` means what it
-/// says) and allows 200 connections (W3 runs pgbench with 128 clients).
+/// says), allows 200 connections (W3 runs pgbench with 128 clients), and
+/// preloads pg_atomik so that its background worker folds the deferred
+/// deltas of database `postgres` (W3's `atomik-deferred`), with autovacuum
+/// waking every second as pg_atomik/README.md recommends for that buffer.
 ///
 /// # Errors
 /// When `pg_atomik` is not installed (with a hint to `pg_atomik/test.sh`),
@@ -159,7 +162,8 @@ pub fn with_throwaway_cluster<T>(port: u16, f: impl FnOnce(&str) -> Result<T>) -
     )?;
     let conf = format!(
         "\nlisten_addresses = ''\nport = {port}\nunix_socket_directories = '{}'\n\
-         max_connections = 200\nshared_buffers = 256MB\n",
+         max_connections = 200\nshared_buffers = 256MB\n\
+         shared_preload_libraries = 'pg_atomik'\nautovacuum_naptime = 1s\n",
         sock.display()
     );
     {

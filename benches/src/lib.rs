@@ -374,6 +374,38 @@ pub fn headlines(r: &BenchReport) -> Vec<Headline> {
                 }
             }
         }
+        // The lock-free deferred path against the row lock, the
+        // hand-written delta table, and the physical ceiling (a bare
+        // INSERT per transaction).
+        let tps = |name: &str, sync: &str, c: u32| {
+            w3.points
+                .iter()
+                .find(|p| p.variant == name && p.synchronous_commit == sync && p.clients == c)
+                .and_then(|p| p.tps)
+        };
+        for sync in ["on", "off"] {
+            let mut clients: Vec<u32> = w3.points.iter().map(|p| p.clients).collect();
+            clients.sort_unstable();
+            clients.dedup();
+            for c in clients {
+                let Some(deferred) = tps("atomik-deferred", sync, c) else {
+                    continue;
+                };
+                for (base, label) in [
+                    ("plain-update", "plain UPDATE"),
+                    ("append-delta", "append-only delta table"),
+                    ("bare-insert", "bare INSERT (ceiling)"),
+                ] {
+                    if let Some(b) = tps(base, sync, c) {
+                        h.push(Headline::new(
+                            "W3",
+                            format!("atomik_defer tps / {label} tps, {c} clients, synchronous_commit {sync}"),
+                            stats::ratio(deferred, b),
+                        ));
+                    }
+                }
+            }
+        }
         for (sync, clients, ratio) in &w3.atomik_over_plain_p99 {
             h.push(Headline::new(
                 "W3",

@@ -67,6 +67,32 @@ pub fn variants() -> Vec<Variant> {
             script: "UPDATE w3_atomik SET c = atomik_accum(c, 1) WHERE id = 1;\n",
             read: "SELECT atomik_read(c) FROM w3_atomik WHERE id = 1",
         },
+        // pg_atomik 0.2.0's lock-free path: the delta goes to the deferred
+        // buffer, the background worker folds it (the throwaway cluster
+        // preloads pg_atomik so that the worker runs), reads add what is
+        // pending.
+        Variant {
+            name: "atomik-deferred",
+            setup: "CREATE EXTENSION IF NOT EXISTS pg_atomik;
+                    SELECT atomik_untrack(t.table_name, t.column_name) FROM atomik.tracked t
+                     WHERE t.table_name = 'w3_deferred' AND to_regclass('w3_deferred') IS NOT NULL;
+                    DROP TABLE IF EXISTS w3_deferred;
+                    CREATE TABLE w3_deferred(id int PRIMARY KEY, c atomik NOT NULL);
+                    SELECT atomik_track('w3_deferred', 'c');
+                    INSERT INTO w3_deferred VALUES (1, atomik_add(0));
+                    SELECT atomik_seal();",
+            script: "SELECT atomik_defer('w3_deferred', 'c', 1, 1);\n",
+            read: "SELECT atomik_live('w3_deferred', 'c', 1)",
+        },
+        // The physical ceiling: one bare row INSERT per transaction into an
+        // unindexed table; its count is the counter.
+        Variant {
+            name: "bare-insert",
+            setup: "DROP TABLE IF EXISTS w3_bare;
+                    CREATE TABLE w3_bare(v int);",
+            script: "INSERT INTO w3_bare VALUES (1);\n",
+            read: "SELECT count(*) FROM w3_bare",
+        },
     ]
 }
 
@@ -405,7 +431,14 @@ mod tests {
         let names: Vec<_> = variants().iter().map(|v| v.name).collect();
         assert_eq!(
             names,
-            ["plain-update", "slotted-64", "append-delta", "atomik-accum"]
+            [
+                "plain-update",
+                "slotted-64",
+                "append-delta",
+                "atomik-accum",
+                "atomik-deferred",
+                "bare-insert"
+            ]
         );
     }
 }

@@ -1,9 +1,10 @@
 -- pg_atomik 0.1.0 -> 0.2.0: deferred accumulation (atomik_defer,
 -- atomik_live, atomik_fold_deferred, the atomik.deferred buffer and the
--- internal atomik.defer_apply). Nothing of 0.1.0 changes: every existing
--- function keeps its definition (the shared library still provides them
--- all). scripts/upgrade_check.sh checks that this yields the same objects
--- as a fresh 0.2.0 install.
+-- internal atomik.defer_apply), and atomik_track / atomik_untrack return
+-- 1, or 0 when there was nothing to do, as in SQLite (they returned void;
+-- untracking an untracked column was an error). Every other function of
+-- 0.1.0 keeps its definition. scripts/upgrade_check.sh checks that this
+-- yields the same objects as a fresh 0.2.0 install.
 \echo Use "ALTER EXTENSION pg_atomik UPDATE TO '0.2.0'" to load this file. \quit
 
 -- Deferred accumulation (0.2.0): deltas recorded by atomik_defer without
@@ -105,3 +106,24 @@ COMMENT ON FUNCTION atomik_live(text, text, bigint) IS 'current value of a track
 COMMENT ON FUNCTION atomik_live(text, text, text) IS 'current value of a tracked cell (text key) including deferred deltas';
 COMMENT ON FUNCTION atomik_live(text, text, text[]) IS 'current value of a tracked cell (composite key) including deferred deltas';
 COMMENT ON FUNCTION atomik_fold_deferred() IS 'fold committed deferred deltas into their rows; deltas folded';
+
+-- atomik_track / atomik_untrack return bigint (1 done, 0 nothing to do).
+-- A return type cannot be changed in place: drop and create them again.
+DROP FUNCTION atomik_track(text, text);
+DROP FUNCTION atomik_untrack(text, text);
+CREATE FUNCTION "atomik_track"(
+	"table" TEXT, /* & str */
+	"column" TEXT /* & str */
+) RETURNS bigint /* i64 */
+STRICT
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_track_wrapper';
+CREATE FUNCTION "atomik_untrack"(
+	"table" TEXT, /* & str */
+	"column" TEXT /* & str */
+) RETURNS bigint /* i64 */
+STRICT
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_untrack_wrapper';
+COMMENT ON FUNCTION atomik_track(text, text) IS 'put an atomik column of a table with a primary key under replication';
+COMMENT ON FUNCTION atomik_untrack(text, text) IS 'stop replicating a column';

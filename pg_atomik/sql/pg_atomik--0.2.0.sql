@@ -634,7 +634,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_request_wrapper';
 CREATE  FUNCTION "atomik_track"(
 	"table" TEXT, /* & str */
 	"column" TEXT /* & str */
-) RETURNS void
+) RETURNS bigint /* i64 */
 STRICT 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_track_wrapper';
@@ -648,7 +648,7 @@ AS 'MODULE_PATHNAME', 'atomik_track_wrapper';
 CREATE  FUNCTION "atomik_untrack"(
 	"table" TEXT, /* & str */
 	"column" TEXT /* & str */
-) RETURNS void
+) RETURNS bigint /* i64 */
 STRICT 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_untrack_wrapper';

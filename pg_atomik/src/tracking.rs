@@ -127,13 +127,15 @@ fn trigger_names(column: &str) -> [String; 2] {
 
 /// `atomik_track(table, column)`: put an atomik column of a table with a
 /// primary key under replication. Existing non-NULL cells are marked new,
-/// so they ship at the next seal. Tracking a tracked column does nothing.
+/// so they ship at the next seal. Returns 1, or 0 when the column was
+/// already tracked (and nothing was done), as in SQLite.
 #[pg_extern(requires = ["state_tables"])]
-fn atomik_track(table: &str, column: &str) {
-    or_raise(track(table, column))
+fn atomik_track(table: &str, column: &str) -> i64 {
+    i64::from(or_raise(track(table, column)))
 }
 
-fn track(table: &str, column: &str) -> Result<()> {
+/// Track the column; `false` if it already was.
+fn track(table: &str, column: &str) -> Result<bool> {
     lock()?;
     let target = resolve(table, column)?;
     let existing = rows(
@@ -145,7 +147,7 @@ fn track(table: &str, column: &str) -> Result<()> {
         |r| get::<Oid>(r, 1),
     )?;
     match existing.first() {
-        Some(relid) if *relid == target.relid => return Ok(()),
+        Some(relid) if *relid == target.relid => return Ok(false),
         Some(_) => raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
             format!(
@@ -211,17 +213,20 @@ fn track(table: &str, column: &str) -> Result<()> {
             DatumWithOid::from(column),
         ],
     )?;
-    Ok(())
+    Ok(true)
 }
 
 /// `atomik_untrack(table, column)`: stop replicating a column. Its values
 /// stay; unsealed "new" marks and parked deltas for it are dropped.
+/// Returns 1, or 0 when the column was not tracked (and nothing was done),
+/// as in SQLite.
 #[pg_extern(requires = ["state_tables"])]
-fn atomik_untrack(table: &str, column: &str) {
-    or_raise(untrack(table, column))
+fn atomik_untrack(table: &str, column: &str) -> i64 {
+    i64::from(or_raise(untrack(table, column)))
 }
 
-fn untrack(table: &str, column: &str) -> Result<()> {
+/// Stop tracking the column; `false` if it was not tracked.
+fn untrack(table: &str, column: &str) -> Result<bool> {
     lock()?;
     let target = resolve(table, column)?;
     // Deferred deltas are local writes: apply them while still tracked.
@@ -231,10 +236,7 @@ fn untrack(table: &str, column: &str) -> Result<()> {
         &[DatumWithOid::from(target.relid), DatumWithOid::from(column)],
     )?;
     if removed == 0 {
-        raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("column \"{column}\" of table \"{table}\" is not tracked"),
-        );
+        return Ok(false);
     }
     for trigger in trigger_names(column) {
         exec(
@@ -251,7 +253,7 @@ fn untrack(table: &str, column: &str) -> Result<()> {
             ],
         )?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `atomik_digest(table, column)`: the order-independent digest of

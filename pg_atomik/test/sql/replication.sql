@@ -93,7 +93,8 @@ SELECT show_error($$SELECT atomik_apply(req) FROM msg$$);
 SELECT show_error($$SELECT atomik_sync_finish(req) FROM msg$$);
 SELECT show_error($$SELECT atomik_sync_finish(resp) FROM msg$$);
 SELECT show_error($$SELECT atomik_apply(substr(resp, 1, length(resp) - 3)) FROM msg$$);
-SELECT show_error($$SELECT atomik_apply(overlay(resp placing '\xff' from 20 for 1)) FROM msg$$);
+-- Flip (not overwrite) one byte, so that the message always changes.
+SELECT show_error($$SELECT atomik_apply(set_byte(resp, 19, get_byte(resp, 19) # 255)) FROM msg$$);
 SELECT show_error($$SELECT atomik_sync(overlay(req placing '\x00' from 1 for 1)) FROM msg$$);
 SELECT show_error($$SELECT atomik_sync(atomik_sync_request())$$);
 SELECT show_error($$SELECT atomik_changes(req) FROM msg$$);
