@@ -45,6 +45,7 @@ rm -rf "$BENCH_OUT"
 section "clippy and formatting"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+(cd pg_atomik && cargo fmt -- --check && cargo clippy --locked --all-targets -- -D warnings)
 
 section "codec fuzzing"
 scripts/fuzz.sh "${ATOMIK_FUZZ_SECONDS:-20}"
