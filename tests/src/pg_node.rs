@@ -9,6 +9,7 @@ use crate::schema::{self, Column, Delta};
 /// A PostgreSQL replica.
 pub struct PgNode {
     client: Client,
+    deferred: bool,
 }
 
 impl std::fmt::Debug for PgNode {
@@ -97,7 +98,18 @@ impl PgNode {
         let url = cluster.url(db);
         let client =
             Client::connect(&url, NoTls).with_context(|| format!("cannot connect to {url}"))?;
-        Ok(PgNode { client })
+        Ok(PgNode {
+            client,
+            deferred: false,
+        })
+    }
+
+    /// Write through pg_atomik's lock-free deferred path: every delta to a
+    /// cell whose row exists goes through `atomik_defer` (folded into the
+    /// row by the next seal, sync or fold) instead of an `UPDATE`.
+    pub fn with_deferred_writes(mut self) -> Self {
+        self.deferred = true;
+        self
     }
 
     /// The underlying client, for statements the trait does not cover.
@@ -111,9 +123,16 @@ impl Node for PgNode {
         let mut tx = self.client.transaction()?;
         let n = tx.prepare(&schema::upsert_sql(Column::N, '$'))?;
         let f = tx.prepare(&schema::upsert_sql(Column::F, '$'))?;
+        let exists = tx.prepare("SELECT 1 FROM cells WHERE id = $1")?;
+        let defer = tx.prepare("SELECT atomik_defer('cells', $1, $2::bigint, $3::bigint)")?;
         for d in deltas {
+            let delta = d.delta as i64;
+            if self.deferred && !tx.query(&exists, &[&d.key])?.is_empty() {
+                tx.query(&defer, &[&d.column.name(), &d.key, &delta])?;
+                continue;
+            }
             let stmt = if d.column == Column::N { &n } else { &f };
-            tx.execute(stmt, &[&d.key, &(d.delta as i64)])?;
+            tx.execute(stmt, &[&d.key, &delta])?;
         }
         tx.execute("INSERT INTO ledger (id) VALUES ($1)", &[&(id as i64)])?;
         tx.commit()?;

@@ -9,7 +9,9 @@
 //! it, and loses everything across a partition. Device processes are killed
 //! (SIGKILL) in the middle of local writes, sync requests and applies, and
 //! restarted. Some devices reach hub A through `atomik serve` over loopback
-//! HTTP. At the end the network heals and everything is delivered.
+//! HTTP. In half the schedules with a PostgreSQL hub A, its server-side
+//! writers use pg_atomik's deferred path (`atomik_defer`). At the end the
+//! network heals and everything is delivered.
 //!
 //! Oracle: every replica's every cell equals the group-sum of all unique
 //! deltas ever committed to it (a killed write counts exactly when its
@@ -68,6 +70,8 @@ pub struct W4Config {
 pub struct W4Stats {
     /// Schedules run.
     pub schedules: u64,
+    /// Schedules whose hub A wrote through pg_atomik's deferred path.
+    pub deferred_hub: u64,
     /// Schedules whose hub A was PostgreSQL / whose hub B was.
     pub pg_hub_a: u64,
     /// See `pg_hub_a`.
@@ -112,9 +116,10 @@ pub struct W4Stats {
 impl W4Stats {
     /// Add another run's counts.
     pub fn merge(&mut self, o: &W4Stats) {
-        let pairs: [(&mut u64, u64); 20] = [
+        let pairs: [(&mut u64, u64); 21] = [
             (&mut self.schedules, o.schedules),
             (&mut self.pg_hub_a, o.pg_hub_a),
+            (&mut self.deferred_hub, o.deferred_hub),
             (&mut self.pg_hub_b, o.pg_hub_b),
             (&mut self.devices, o.devices),
             (&mut self.writes, o.writes),
@@ -144,8 +149,8 @@ impl fmt::Display for W4Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} schedules converged (hub A PostgreSQL in {}, hub B PostgreSQL in {}), {} device processes",
-            self.schedules, self.pg_hub_a, self.pg_hub_b, self.devices
+            "{} schedules converged (hub A PostgreSQL in {}, with deferred writers in {}; hub B PostgreSQL in {}), {} device processes",
+            self.schedules, self.pg_hub_a, self.deferred_hub, self.pg_hub_b, self.devices
         )?;
         writeln!(
             f,
@@ -337,10 +342,14 @@ fn run_schedule_in(config: &W4Config, seed: u64, dir: &Path) -> Result<W4Stats> 
         Some(pg) => {
             pg.reset_database("atomik_w4_a")?;
             stats.pg_hub_a += 1;
-            (
-                Box::new(PgNode::connect(pg, "atomik_w4_a")?),
-                pg.url("atomik_w4_a"),
-            )
+            // Server-side writers on the root hub use the deferred path in
+            // every other schedule.
+            let mut node = PgNode::connect(pg, "atomik_w4_a")?;
+            if seed % 4 < 2 {
+                node = node.with_deferred_writes();
+                stats.deferred_hub += 1;
+            }
+            (Box::new(node), pg.url("atomik_w4_a"))
         }
         None => {
             let path = dir.join("hub-a.sqlite");

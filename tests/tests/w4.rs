@@ -86,6 +86,7 @@ fn w4_sqlite_devices_postgres_hubs() {
     let (config, _dir) = config(Some(pg), Some(atomik));
     let stats = run(&config, 300);
     assert_eq!(stats.pg_hub_a, stats.schedules);
+    assert!(stats.deferred_hub > 0 && stats.deferred_hub < stats.schedules);
     assert!(stats.pg_hub_b > 0 && stats.pg_hub_b < stats.schedules);
     assert!(stats.http_requests > 0);
     assert!(stats.dropped > 0 && stats.duplicated > 0 && stats.reordered > 0);
