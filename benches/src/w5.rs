@@ -1,4 +1,4 @@
-//! W5 in SQLite — the logic of `sqlite_atomik/benches/w5.rs` as a library:
+//! W5 in SQLite (formerly `sqlite_atomik/benches/w5.rs`, now only here):
 //! local writes (`atomik_accum` against `n = n + 1` over every row) and the
 //! apply of one 100,000-delta batch (`atomik_apply`) against a
 //! prepared-statement `UPDATE` loop in one transaction. The two sides run

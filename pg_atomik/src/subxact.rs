@@ -37,3 +37,21 @@ pub fn error_code(e: &CaughtError) -> Option<pgrx::PgSqlErrorCode> {
         CaughtError::RustPanic { .. } => None,
     }
 }
+
+/// Whether `code` says a row broke one of its table's constraints (NOT
+/// NULL, foreign key, check, unique, exclusion, restrict): the errors a
+/// store expects when it creates a row for a delta and the application's
+/// schema does not allow it.
+pub fn is_constraint_violation(code: pgrx::PgSqlErrorCode) -> bool {
+    use pgrx::PgSqlErrorCode as C;
+    matches!(
+        code,
+        C::ERRCODE_NOT_NULL_VIOLATION
+            | C::ERRCODE_FOREIGN_KEY_VIOLATION
+            | C::ERRCODE_CHECK_VIOLATION
+            | C::ERRCODE_UNIQUE_VIOLATION
+            | C::ERRCODE_EXCLUSION_VIOLATION
+            | C::ERRCODE_RESTRICT_VIOLATION
+            | C::ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION
+    )
+}

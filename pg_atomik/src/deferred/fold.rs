@@ -324,19 +324,16 @@ fn insert_missing(t: &TrackedTable, grp: i32, cells: &BTreeMap<Key, u64>) -> Res
     }));
     match inserted {
         Ok(r) => r,
-        Err(e) if subxact::error_code(&e).is_some_and(is_constraint_violation) => Ok(Vec::new()),
+        // A unique violation cannot come from the primary key here (ON
+        // CONFLICT DO NOTHING): it is another unique index, and is raised.
+        Err(e)
+            if subxact::error_code(&e).is_some_and(|code| {
+                code != PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION
+                    && subxact::is_constraint_violation(code)
+            }) =>
+        {
+            Ok(Vec::new())
+        }
         Err(e) => e.rethrow(),
     }
-}
-
-fn is_constraint_violation(code: PgSqlErrorCode) -> bool {
-    matches!(
-        code,
-        PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION
-            | PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION
-            | PgSqlErrorCode::ERRCODE_CHECK_VIOLATION
-            | PgSqlErrorCode::ERRCODE_EXCLUSION_VIOLATION
-            | PgSqlErrorCode::ERRCODE_RESTRICT_VIOLATION
-            | PgSqlErrorCode::ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION
-    )
 }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use atomik_core::error::Result;
 use atomik_core::{Changes, ColumnId, Group, Key, ProtocolError};
 use pgrx::datum::DatumWithOid;
-use pgrx::PgSqlErrorCode;
 
 use super::spi::{exec, get, rows};
 use super::tracked::{key_arrays, key_from_texts, key_texts, TrackedTable};
@@ -207,7 +206,7 @@ fn create_missing(t: &TrackedTable, group: Group, cells: &BTreeMap<Key, u64>) ->
     let inserted = subxact::run(std::panic::AssertUnwindSafe(|| exec(&sql, &args)));
     match inserted {
         Ok(r) => r.map(|_| ()),
-        Err(e) if subxact::error_code(&e).is_some_and(is_constraint_violation) => {
+        Err(e) if subxact::error_code(&e).is_some_and(subxact::is_constraint_violation) => {
             for (key, delta) in &missing {
                 park(t, group, key, *delta)?;
             }
@@ -215,19 +214,6 @@ fn create_missing(t: &TrackedTable, group: Group, cells: &BTreeMap<Key, u64>) ->
         }
         Err(e) => e.rethrow(),
     }
-}
-
-fn is_constraint_violation(code: PgSqlErrorCode) -> bool {
-    matches!(
-        code,
-        PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION
-            | PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION
-            | PgSqlErrorCode::ERRCODE_CHECK_VIOLATION
-            | PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION
-            | PgSqlErrorCode::ERRCODE_EXCLUSION_VIOLATION
-            | PgSqlErrorCode::ERRCODE_RESTRICT_VIOLATION
-            | PgSqlErrorCode::ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION
-    )
 }
 
 /// Keep a delta for a row that cannot be created, combined with any delta

@@ -59,13 +59,7 @@ fn shell(var: &str) {
 
 async fn connect_retry(db: &str) -> tokio_postgres::Client {
     for _ in 0..100 {
-        let base = std::env::var("ATOMIK_PG").expect("ATOMIK_PG");
-        if let Ok((c, conn)) =
-            tokio_postgres::connect(&format!("{base} dbname={db}"), tokio_postgres::NoTls).await
-        {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+        if let Some(c) = try_connect(db).await {
             return c;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -73,18 +67,23 @@ async fn connect_retry(db: &str) -> tokio_postgres::Client {
     panic!("cannot reconnect to {db}");
 }
 
-async fn writer(id_base: i64, seed: u64, tally: Arc<Mutex<Tally>>, stop_at: Instant) {
-    let Ok((c, conn)) = tokio_postgres::connect(
-        &format!("{} dbname={DB}", std::env::var("ATOMIK_PG").unwrap()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    else {
-        return;
-    };
+/// One connection to `db` on the cluster of `ATOMIK_PG`, its connection
+/// task spawned; `None` while the server is down.
+async fn try_connect(db: &str) -> Option<tokio_postgres::Client> {
+    let base = std::env::var("ATOMIK_PG").expect("ATOMIK_PG");
+    let (c, conn) = tokio_postgres::connect(&format!("{base} dbname={db}"), tokio_postgres::NoTls)
+        .await
+        .ok()?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
+    Some(c)
+}
+
+async fn writer(id_base: i64, seed: u64, tally: Arc<Mutex<Tally>>, stop_at: Instant) {
+    let Some(c) = try_connect(DB).await else {
+        return;
+    };
     let mut rng = Rng(seed | 1);
     let mut n = 0;
     while Instant::now() < stop_at {
@@ -115,17 +114,9 @@ async fn writer(id_base: i64, seed: u64, tally: Arc<Mutex<Tally>>, stop_at: Inst
 }
 
 async fn folder(stop_at: Instant, seal: bool) {
-    let Ok((c, conn)) = tokio_postgres::connect(
-        &format!("{} dbname={DB}", std::env::var("ATOMIK_PG").unwrap()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    else {
+    let Some(c) = try_connect(DB).await else {
         return;
     };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
     let sql = if seal {
         "SELECT atomik_seal()"
     } else {
