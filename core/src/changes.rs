@@ -154,6 +154,22 @@ impl Changes {
         Ok(())
     }
 
+    /// Group-combine the inverse of every delta of `other` into `self`, so
+    /// that `a.merge(b); a.subtract(b)` leaves `a` as it was (cells that
+    /// become the identity stay present).
+    ///
+    /// # Errors
+    /// On a key-shape conflict for a column present in both.
+    pub fn subtract(&mut self, other: &Changes) -> Result<(), ShapeError> {
+        let mut inverse = other.clone();
+        for (column, block) in &mut inverse.columns {
+            for delta in block.cells.values_mut() {
+                *delta = column.group.inverse(*delta);
+            }
+        }
+        self.merge(&inverse)
+    }
+
     /// Insert a whole column block (used by the decoder). Replaces any
     /// existing block of the same column.
     pub fn insert_block(&mut self, column: ColumnId, block: ColumnDeltas) {

@@ -59,9 +59,14 @@ pub enum DecodeError {
     /// The first bytes are not the atomik magic.
     #[error("not an atomik message (bad magic bytes {0:02x?})")]
     BadMagic([u8; 2]),
-    /// A message format version this build does not read.
-    #[error("atomik message has format version {0}; this build reads version 1")]
-    UnsupportedVersion(u8),
+    /// A message wire format version this call does not read.
+    #[error("atomik message has wire format version {found}; this call reads {reads}")]
+    UnsupportedVersion {
+        /// The version in the message's tag.
+        found: u8,
+        /// What the call reads.
+        reads: &'static str,
+    },
     /// An unknown message kind.
     #[error("atomik message has unknown kind {0}")]
     UnknownKind(u8),
@@ -180,6 +185,18 @@ pub enum ProtocolError {
     /// A root hub was asked to sync upstream.
     #[error("replica {0} is a root hub: it has folded away other replicas' batches without an upstream, so it cannot sync to one (make a relay's first atomik_sync_request before it serves devices)")]
     RootHub(SiteId),
+    /// A relay hub got a response from a hub other than its upstream: a
+    /// relay keeps one upstream (its per-origin outbox is acknowledged by
+    /// position in that upstream only).
+    #[error("relay {relay} syncs to upstream {upstream}, but this response comes from {got}; a relay hub keeps one upstream")]
+    RelayUpstream {
+        /// This relay.
+        relay: SiteId,
+        /// Its upstream.
+        upstream: SiteId,
+        /// The responder.
+        got: SiteId,
+    },
     /// The store (database) failed.
     #[error("storage error: {0}")]
     Store(String),

@@ -32,6 +32,7 @@ pub mod digest;
 pub mod error;
 pub mod group;
 pub mod key;
+pub mod log_store;
 pub mod memory;
 pub mod protocol;
 pub mod site;

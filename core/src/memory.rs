@@ -4,13 +4,16 @@
 //! a copy and keeps the copy only when the call succeeds.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::changes::{Changes, ColumnId};
+use crate::codec::v2::{Cursor, OutboxEntry};
 use crate::codec::Batch;
 use crate::digest::Digest;
 use crate::error::{ProtocolError, Result};
 use crate::group::Group;
 use crate::key::{Key, KeyShape};
+use crate::log_store::{LogAppend, LogBounds, LogStore};
 use crate::site::{SiteId, VersionVector};
 use crate::store::{Peer, PeerRole, Store, TrackedColumn};
 use crate::value::AtomikValue;
@@ -45,6 +48,17 @@ pub struct ParkedDelta {
     pub delta: u64,
 }
 
+/// One entry of a hub's log (protocol v2). The deltas are shared, so that
+/// the snapshot-and-swap transactions copy a log cheaply.
+#[derive(Debug, Clone)]
+struct LogRecord {
+    origin: SiteId,
+    seq: u64,
+    via: SiteId,
+    appended_at: u64,
+    changes: Arc<Changes>,
+}
+
 /// An in-memory replica store.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
@@ -57,6 +71,15 @@ pub struct MemoryStore {
     peers: BTreeMap<(SiteId, PeerRole), Peer>,
     settings: BTreeMap<String, u64>,
     parked: BTreeMap<(ColumnId, Key), u64>,
+    /// Cells written locally since the last seal: `take_pending` reads
+    /// these, never the tables.
+    dirty: BTreeSet<(String, String, Key)>,
+    outbox: BTreeMap<u64, OutboxEntry>,
+    link: Option<Cursor>,
+    log: BTreeMap<u64, LogRecord>,
+    log_end: u64,
+    log_trimmed: u64,
+    registry: BTreeMap<SiteId, u64>,
 }
 
 impl MemoryStore {
@@ -72,6 +95,13 @@ impl MemoryStore {
             peers: BTreeMap::new(),
             settings: BTreeMap::new(),
             parked: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            outbox: BTreeMap::new(),
+            link: None,
+            log: BTreeMap::new(),
+            log_end: 0,
+            log_trimmed: 0,
+            registry: BTreeMap::new(),
         }
     }
 
@@ -161,6 +191,8 @@ impl MemoryStore {
         delta: u64,
     ) -> Result<()> {
         self.insert_row(table, key.clone())?;
+        self.dirty
+            .insert((table.to_string(), column.to_string(), key.clone()));
         let t = self.table_mut(table)?;
         let row = t.rows.get_mut(key).expect("inserted above");
         match row.get_mut(column) {
@@ -236,6 +268,12 @@ impl MemoryStore {
     /// Number of batches in the batch store.
     pub fn stored_batch_count(&self) -> usize {
         self.batches.len()
+    }
+
+    /// Protocol v2 storage sizes: (log entries retained, registry entries,
+    /// outbox entries).
+    pub fn log_sizes(&self) -> (usize, usize, usize) {
+        (self.log.len(), self.registry.len(), self.outbox.len())
     }
 
     fn cell_entry(&mut self, column: &ColumnId, key: &Key) -> Result<Option<&mut Cell>> {
@@ -340,21 +378,30 @@ impl Store for MemoryStore {
 
     fn take_pending(&mut self) -> Result<Changes> {
         let mut out = Changes::new();
-        for (name, t) in &mut self.tables {
-            for (key, row) in &mut t.rows {
-                for (column, cell) in row.iter_mut() {
-                    if !t.tracked.contains(column) || !(cell.new || cell.value.pending() != 0) {
-                        continue;
-                    }
-                    let (sealed, delta) = cell.value.seal();
-                    cell.value = sealed;
-                    cell.new = false;
-                    let id = ColumnId::new(name.clone(), column.clone(), sealed.group());
-                    out.add(&id, &t.shape, key.clone(), delta)
-                        .map_err(|e| ProtocolError::Store(e.to_string()))?;
-                }
+        let mut untracked = BTreeSet::new();
+        for (table, column, key) in std::mem::take(&mut self.dirty) {
+            let Some(t) = self.tables.get_mut(&table) else {
+                continue;
+            };
+            if !t.tracked.contains(&column) {
+                // Written before the column was tracked: it ships once it is.
+                untracked.insert((table, column, key));
+                continue;
             }
+            let Some(cell) = t.rows.get_mut(&key).and_then(|r| r.get_mut(&column)) else {
+                continue;
+            };
+            if !(cell.new || cell.value.pending() != 0) {
+                continue;
+            }
+            let (sealed, delta) = cell.value.seal();
+            cell.value = sealed;
+            cell.new = false;
+            let id = ColumnId::new(table.clone(), column.clone(), sealed.group());
+            out.add(&id, &t.shape, key, delta)
+                .map_err(|e| ProtocolError::Store(e.to_string()))?;
         }
+        self.dirty = untracked;
         Ok(out)
     }
 
@@ -474,5 +521,128 @@ impl Store for MemoryStore {
             None => self.settings.remove(name),
         };
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    fn log_range(
+        &self,
+        after: u64,
+        through: Option<u64>,
+        asker: SiteId,
+    ) -> impl Iterator<Item = &LogRecord> + '_ {
+        let through = through.unwrap_or(u64::MAX);
+        self.log
+            .range(after.saturating_add(1)..)
+            .take_while(move |(p, _)| **p <= through)
+            .map(|(_, r)| r)
+            .filter(move |r| r.origin != asker && r.via != asker)
+    }
+}
+
+impl LogStore for MemoryStore {
+    fn outbox_push(&mut self, entry: &OutboxEntry) -> Result<()> {
+        self.outbox.insert(entry.position, entry.clone());
+        Ok(())
+    }
+
+    fn outbox(&mut self) -> Result<Vec<OutboxEntry>> {
+        Ok(self.outbox.values().cloned().collect())
+    }
+
+    fn outbox_drop_through(&mut self, position: u64) -> Result<()> {
+        self.outbox.retain(|p, _| *p > position);
+        Ok(())
+    }
+
+    fn link(&mut self) -> Result<Option<Cursor>> {
+        Ok(self.link)
+    }
+
+    fn set_link(&mut self, link: Option<Cursor>) -> Result<()> {
+        self.link = link;
+        Ok(())
+    }
+
+    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<u64> {
+        self.log_end += 1;
+        self.log.insert(
+            self.log_end,
+            LogRecord {
+                origin: entry.origin,
+                seq: entry.seq,
+                via: entry.via,
+                appended_at: entry.now,
+                changes: Arc::new(entry.changes.clone()),
+            },
+        );
+        Ok(self.log_end)
+    }
+
+    fn log_bounds(&mut self) -> Result<LogBounds> {
+        Ok(LogBounds {
+            trimmed_through: self.log_trimmed,
+            watermark: self.log_end,
+        })
+    }
+
+    fn log_sum(&mut self, after: u64, through: Option<u64>, asker: SiteId) -> Result<Changes> {
+        let mut sum = Changes::new();
+        for r in self.log_range(after, through, asker) {
+            sum.merge(&r.changes).map_err(ProtocolError::store)?;
+        }
+        Ok(sum)
+    }
+
+    fn log_entries(
+        &mut self,
+        after: u64,
+        through: Option<u64>,
+        asker: SiteId,
+    ) -> Result<Vec<Batch>> {
+        Ok(self
+            .log_range(after, through, asker)
+            .map(|r| Batch {
+                origin: r.origin,
+                seq: r.seq,
+                changes: (*r.changes).clone(),
+            })
+            .collect())
+    }
+
+    fn log_trim(&mut self, before: u64) -> Result<u64> {
+        // Entries are appended in time order: trim a prefix.
+        while let Some((&p, r)) = self.log.first_key_value() {
+            if r.appended_at >= before {
+                break;
+            }
+            self.log.remove(&p);
+            self.log_trimmed = p;
+        }
+        Ok(self.log_trimmed)
+    }
+
+    fn log_reset(&mut self) -> Result<()> {
+        self.log.clear();
+        self.log_end += 1;
+        self.log_trimmed = self.log_end;
+        Ok(())
+    }
+
+    fn registry_seq(&mut self, origin: SiteId) -> Result<u64> {
+        Ok(self.registry.get(&origin).copied().unwrap_or(0))
+    }
+
+    fn set_registry_seq(&mut self, origin: SiteId, seq: u64) -> Result<()> {
+        if seq == 0 {
+            self.registry.remove(&origin);
+        } else {
+            self.registry.insert(origin, seq);
+        }
+        Ok(())
+    }
+
+    fn registry(&mut self) -> Result<VersionVector> {
+        Ok(self.registry.iter().map(|(s, n)| (*s, *n)).collect())
     }
 }

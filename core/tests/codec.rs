@@ -80,7 +80,7 @@ fn errors_say_what_is_wrong() {
     v2[2] = 0x21;
     assert_eq!(
         err(&v2),
-        "atomik message has format version 2; this build reads version 1"
+        "atomik message has wire format version 2; this call reads version 1 (batches, vectors, v1 sync messages)"
     );
     let mut kind = good.clone();
     kind[2] = 0x19;

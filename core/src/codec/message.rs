@@ -201,66 +201,92 @@ impl Message {
 // Encoding
 
 /// The site and column dictionaries of one message.
-struct Dictionary {
+pub(super) struct Dictionary {
     sites: BTreeMap<SiteId, u64>,
     columns: BTreeMap<(ColumnId, KeyShape), u64>,
 }
 
 impl Dictionary {
-    fn collect(msg: &Message) -> Dictionary {
-        let mut sites = BTreeMap::new();
+    /// The dictionary of a message that names `sites` and carries
+    /// `changes` (columns with no cells are left out).
+    pub(super) fn build<'a>(
+        sites: impl IntoIterator<Item = SiteId>,
+        changes: impl IntoIterator<Item = &'a Changes>,
+    ) -> Dictionary {
+        let mut site_map: BTreeMap<SiteId, u64> = sites.into_iter().map(|s| (s, 0)).collect();
         let mut columns = BTreeMap::new();
-        let mut site = |s: &SiteId| {
-            sites.insert(*s, 0);
-        };
-        let mut changes = |c: &Changes| {
+        for c in changes {
             for (id, block) in c.columns().filter(|(_, b)| !b.cells.is_empty()) {
                 columns.insert((id.clone(), block.shape.clone()), 0);
             }
-        };
-        let mut batches = |bs: &[Batch], site: &mut dyn FnMut(&SiteId)| {
-            for b in bs {
-                site(&b.origin);
-                changes(&b.changes);
-            }
-        };
-        match msg {
-            Message::Batch(b) => batches(std::slice::from_ref(b), &mut site),
-            Message::Vector(v) => {
-                site(&v.site);
-                v.vector.iter().for_each(|(s, _)| site(&s));
-            }
-            Message::Request(r) => {
-                site(&r.site);
-                r.vector.iter().for_each(|(s, _)| site(&s));
-                batches(&r.batches, &mut site);
-            }
-            Message::Response(r) => {
-                site(&r.to);
-                site(&r.from);
-                r.base.iter().for_each(|(s, _)| site(&s));
-                r.hub_vector.iter().for_each(|(s, _)| site(&s));
-                r.acked.iter().for_each(|(s, _)| site(&s));
-                match &r.payload {
-                    Payload::Coalesced(c) | Payload::Snapshot(c) => {
-                        for (id, block) in c.columns().filter(|(_, b)| !b.cells.is_empty()) {
-                            columns.insert((id.clone(), block.shape.clone()), 0);
-                        }
-                    }
-                    Payload::Batches(bs) => batches(bs, &mut site),
-                }
-            }
         }
-        for (i, v) in sites.values_mut().enumerate() {
+        for (i, v) in site_map.values_mut().enumerate() {
             *v = i as u64;
         }
         for (i, v) in columns.values_mut().enumerate() {
             *v = i as u64;
         }
-        Dictionary { sites, columns }
+        Dictionary {
+            sites: std::mem::take(&mut site_map),
+            columns,
+        }
     }
 
-    fn site(&self, s: &SiteId) -> u64 {
+    fn collect(msg: &Message) -> Dictionary {
+        let mut sites: Vec<SiteId> = Vec::new();
+        let mut changes: Vec<&Changes> = Vec::new();
+        let batches = |bs: &'_ [Batch], sites: &mut Vec<SiteId>| {
+            for b in bs {
+                sites.push(b.origin);
+            }
+        };
+        match msg {
+            Message::Batch(b) => {
+                sites.push(b.origin);
+                changes.push(&b.changes);
+            }
+            Message::Vector(v) => {
+                sites.push(v.site);
+                sites.extend(v.vector.iter().map(|(s, _)| s));
+            }
+            Message::Request(r) => {
+                sites.push(r.site);
+                sites.extend(r.vector.iter().map(|(s, _)| s));
+                batches(&r.batches, &mut sites);
+                changes.extend(r.batches.iter().map(|b| &b.changes));
+            }
+            Message::Response(r) => {
+                sites.extend([r.to, r.from]);
+                for v in [&r.base, &r.hub_vector, &r.acked] {
+                    sites.extend(v.iter().map(|(s, _)| s));
+                }
+                match &r.payload {
+                    Payload::Coalesced(c) | Payload::Snapshot(c) => changes.push(c),
+                    Payload::Batches(bs) => {
+                        batches(bs, &mut sites);
+                        changes.extend(bs.iter().map(|b| &b.changes));
+                    }
+                }
+            }
+        }
+        Dictionary::build(sites, changes)
+    }
+
+    /// Write the site and column dictionaries.
+    pub(super) fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.sites.len() as u64);
+        for s in self.sites.keys() {
+            out.extend_from_slice(s.as_bytes());
+        }
+        put_u64(out, self.columns.len() as u64);
+        for (id, shape) in self.columns.keys() {
+            put_str(out, &id.table);
+            put_str(out, &id.column);
+            put_u64(out, descriptor(id.group, shape));
+        }
+    }
+
+    pub(super) fn site(&self, s: &SiteId) -> u64 {
         self.sites[s]
     }
 }
@@ -285,16 +311,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
     out.push((WIRE_FORMAT_VERSION << 4) | msg.kind() as u8);
-    put_u64(&mut out, dict.sites.len() as u64);
-    for s in dict.sites.keys() {
-        out.extend_from_slice(s.as_bytes());
-    }
-    put_u64(&mut out, dict.columns.len() as u64);
-    for (id, shape) in dict.columns.keys() {
-        put_str(&mut out, &id.table);
-        put_str(&mut out, &id.column);
-        put_u64(&mut out, descriptor(id.group, shape));
-    }
+    dict.put(&mut out);
     match msg {
         Message::Batch(b) => {
             // The origin is the dictionary's only site.
@@ -333,17 +350,16 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             }
         }
     }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    close_frame(&mut out);
     out
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_u64(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_vector(out: &mut Vec<u8>, dict: &Dictionary, v: &VersionVector) {
+pub(super) fn put_vector(out: &mut Vec<u8>, dict: &Dictionary, v: &VersionVector) {
     put_u64(out, v.len() as u64);
     for (site, seq) in v.iter() {
         put_u64(out, dict.site(&site));
@@ -352,7 +368,7 @@ fn put_vector(out: &mut Vec<u8>, dict: &Dictionary, v: &VersionVector) {
 }
 
 /// Batches grouped into runs of consecutive seqs of one origin.
-fn put_batches(out: &mut Vec<u8>, dict: &Dictionary, batches: &[Batch]) {
+pub(super) fn put_batches(out: &mut Vec<u8>, dict: &Dictionary, batches: &[Batch]) {
     let mut sorted: Vec<&Batch> = batches.iter().collect();
     sorted.sort_by_key(|b| (b.origin, b.seq));
     let mut runs: Vec<&[&Batch]> = Vec::new();
@@ -381,7 +397,7 @@ fn put_batches(out: &mut Vec<u8>, dict: &Dictionary, batches: &[Batch]) {
 
 /// How a changes section names its column blocks.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Blocks {
+pub(super) enum Blocks {
     /// The message holds one changes section and its column dictionary is
     /// exactly that section's columns: one block per dictionary entry, in
     /// order, with no count and no index.
@@ -390,7 +406,7 @@ enum Blocks {
     Explicit,
 }
 
-fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes, blocks: Blocks) {
+pub(super) fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes, blocks: Blocks) {
     let used: Vec<_> = changes
         .columns()
         .filter(|(_, b)| !b.cells.is_empty())
@@ -446,13 +462,18 @@ fn put_changes(out: &mut Vec<u8>, dict: &Dictionary, changes: &Changes, blocks: 
 // ---------------------------------------------------------------------------
 // Decoding
 
-struct DecodeDictionary {
+pub(super) struct DecodeDictionary {
     sites: Vec<SiteId>,
     columns: Vec<(ColumnId, KeyShape)>,
 }
 
 impl DecodeDictionary {
-    fn site(&self, r: &mut Reader<'_>, what: &'static str) -> Result<SiteId, DecodeError> {
+    /// Read a site index and resolve it.
+    pub(super) fn site(
+        &self,
+        r: &mut Reader<'_>,
+        what: &'static str,
+    ) -> Result<SiteId, DecodeError> {
         let i = r.varint(what)?;
         usize::try_from(i)
             .ok()
@@ -473,29 +494,12 @@ impl DecodeDictionary {
 /// # Errors
 /// A [`DecodeError`] saying what is wrong.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-    if bytes.len() < MIN_MESSAGE_LEN {
-        if bytes.len() >= 2 && bytes[..2] != MAGIC {
-            return Err(DecodeError::BadMagic([bytes[0], bytes[1]]));
-        }
-        return Err(DecodeError::TooShort(bytes.len()));
-    }
-    if bytes[..2] != MAGIC {
-        return Err(DecodeError::BadMagic([bytes[0], bytes[1]]));
-    }
-    let tag = bytes[2];
-    if tag >> 4 != WIRE_FORMAT_VERSION {
-        return Err(DecodeError::UnsupportedVersion(tag >> 4));
-    }
-    let kind = MessageKind::from_code(tag & 0x0F).ok_or(DecodeError::UnknownKind(tag & 0x0F))?;
-    let (body, crc_bytes) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    let mut stored = [0u8; 4];
-    stored.copy_from_slice(crc_bytes);
-    let stored = u32::from_le_bytes(stored);
-    let computed = crc32fast::hash(body);
-    if stored != computed {
-        return Err(DecodeError::Checksum { stored, computed });
-    }
-    let mut r = Reader::new(&body[3..]);
+    let (kind, mut r) = open_frame(
+        bytes,
+        WIRE_FORMAT_VERSION,
+        "version 1 (batches, vectors, v1 sync messages)",
+        |code| MessageKind::from_code(code).ok_or(DecodeError::UnknownKind(code)),
+    )?;
     let dict = read_dictionary(&mut r)?;
     let msg = match kind {
         MessageKind::Batch => {
@@ -571,7 +575,51 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     Ok(msg)
 }
 
-fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
+/// Check a message's frame — length, magic, wire version, checksum — and
+/// return its kind code and a reader over the bytes between the tag and
+/// the checksum. `check_kind` judges the kind code before the checksum or
+/// anything of the body is read.
+pub(super) fn open_frame<'a, K>(
+    bytes: &'a [u8],
+    version: u8,
+    reads: &'static str,
+    check_kind: impl FnOnce(u8) -> Result<K, DecodeError>,
+) -> Result<(K, Reader<'a>), DecodeError> {
+    if bytes.len() < MIN_MESSAGE_LEN {
+        if bytes.len() >= 2 && bytes[..2] != MAGIC {
+            return Err(DecodeError::BadMagic([bytes[0], bytes[1]]));
+        }
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    if bytes[..2] != MAGIC {
+        return Err(DecodeError::BadMagic([bytes[0], bytes[1]]));
+    }
+    let tag = bytes[2];
+    if tag >> 4 != version {
+        return Err(DecodeError::UnsupportedVersion {
+            found: tag >> 4,
+            reads,
+        });
+    }
+    let kind = check_kind(tag & 0x0F)?;
+    let (body, crc_bytes) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(crc_bytes);
+    let stored = u32::from_le_bytes(stored);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    Ok((kind, Reader::new(&body[3..])))
+}
+
+/// Append the checksum that closes every message.
+pub(super) fn close_frame(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+pub(super) fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
     let seq = r.varint(what)?;
     if seq == 0 {
         return Err(DecodeError::Malformed(format!(
@@ -581,7 +629,7 @@ fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> 
     Ok(seq)
 }
 
-fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, DecodeError> {
+pub(super) fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, DecodeError> {
     let n_sites = r.count(16, "site dictionary")?;
     let mut sites: Vec<SiteId> = Vec::with_capacity(n_sites);
     for _ in 0..n_sites {
@@ -640,7 +688,7 @@ fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, DecodeError> 
     Ok(DecodeDictionary { sites, columns })
 }
 
-fn read_vector(
+pub(super) fn read_vector(
     r: &mut Reader<'_>,
     dict: &DecodeDictionary,
     what: &'static str,
@@ -662,7 +710,10 @@ fn read_vector(
     Ok(v)
 }
 
-fn read_batches(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Vec<Batch>, DecodeError> {
+pub(super) fn read_batches(
+    r: &mut Reader<'_>,
+    dict: &DecodeDictionary,
+) -> Result<Vec<Batch>, DecodeError> {
     let runs = r.count(3, "batch runs")?;
     let mut out: Vec<Batch> = Vec::new();
     for _ in 0..runs {
@@ -694,7 +745,7 @@ fn read_batches(r: &mut Reader<'_>, dict: &DecodeDictionary) -> Result<Vec<Batch
     Ok(out)
 }
 
-fn read_changes(
+pub(super) fn read_changes(
     r: &mut Reader<'_>,
     dict: &DecodeDictionary,
     blocks: Blocks,

@@ -16,6 +16,7 @@ mod apply;
 mod retention;
 mod snapshot;
 mod sync;
+pub mod v2;
 
 pub use apply::{apply_batch, apply_message, check_tracked};
 pub use retention::{fold_covered, FoldReport};

@@ -1,0 +1,99 @@
+//! The storage protocol v2 needs beyond [`Store`]: an outbox, one cursor
+//! upstream, and — on a hub — a log of every batch it applied and a
+//! per-origin registry.
+//!
+//! Every method is a bulk primitive that an engine implements with a few
+//! indexed statements: nothing here scans the fleet. A sync touches the
+//! asker's registry entry, the outbox, and the log range it needs.
+
+use crate::changes::Changes;
+use crate::codec::v2::{Cursor, OutboxEntry};
+use crate::codec::Batch;
+use crate::error::Result;
+use crate::site::{SiteId, VersionVector};
+use crate::store::Store;
+
+/// A batch as a hub appends it to its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend<'a> {
+    /// The site that sealed it.
+    pub origin: SiteId,
+    /// Its seq at the origin.
+    pub seq: u64,
+    /// The peer it arrived from (the origin itself, an upstream, a relay),
+    /// so that it is never sent back there.
+    pub via: SiteId,
+    /// Its deltas.
+    pub changes: &'a Changes,
+    /// When it was appended (seconds, the caller's clock), for retention.
+    pub now: u64,
+}
+
+/// The retained part of a hub's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogBounds {
+    /// Every entry at or below this position was trimmed (or never was).
+    pub trimmed_through: u64,
+    /// The highest position below which every entry is committed: the
+    /// cursor a serve hands out. In a store whose transactions serialize,
+    /// the last position.
+    pub watermark: u64,
+}
+
+/// Storage of a protocol v2 replica, in the caller's transaction.
+///
+/// Beside the cells of [`Store`] (whose `take_pending` must read a record
+/// of written cells, not scan the tables), a replica keeps:
+/// * its **outbox**: sealed batches its upstream has not acknowledged, at
+///   consecutive positions (a leaf: its own batches, position = seq; a
+///   relay: every batch it applied that did not come from upstream);
+/// * its **link**: the cursor into its upstream's log;
+/// * on a hub, its **log**: every batch it applied, at consecutive
+///   positions, trimmed by age; and its **registry**: per origin, the
+///   highest seq applied (exactly-once).
+///
+/// Numbers kept as settings (own seq, outbox ends) go through
+/// [`Store::setting`].
+pub trait LogStore: Store {
+    /// Append an entry at the end of the outbox.
+    fn outbox_push(&mut self, entry: &OutboxEntry) -> Result<()>;
+    /// Every outbox entry, in position order.
+    fn outbox(&mut self) -> Result<Vec<OutboxEntry>>;
+    /// Drop outbox entries at or below `position`.
+    fn outbox_drop_through(&mut self, position: u64) -> Result<()>;
+
+    /// The cursor into the upstream's log, if any.
+    fn link(&mut self) -> Result<Option<Cursor>>;
+    /// Set or clear the cursor.
+    fn set_link(&mut self, link: Option<Cursor>) -> Result<()>;
+
+    /// Append a batch to the log; returns its position.
+    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<u64>;
+    /// The retained part of the log.
+    fn log_bounds(&mut self) -> Result<LogBounds>;
+    /// The group-sum of the entries at positions in `(after, through]`
+    /// (`through` `None`: every committed entry after `after` this
+    /// transaction sees), less those whose origin or via is `asker`.
+    fn log_sum(&mut self, after: u64, through: Option<u64>, asker: SiteId) -> Result<Changes>;
+    /// The same entries, each as its batch, in position order.
+    fn log_entries(
+        &mut self,
+        after: u64,
+        through: Option<u64>,
+        asker: SiteId,
+    ) -> Result<Vec<Batch>>;
+    /// Trim entries appended before `before` (seconds); entries never come
+    /// back. Returns the new `trimmed_through`.
+    fn log_trim(&mut self, before: u64) -> Result<u64>;
+    /// Discard the whole log and leave one empty position at its end, so
+    /// that every cursor handed out so far falls behind it.
+    fn log_reset(&mut self) -> Result<()>;
+
+    /// The highest seq of `origin` applied here (0: none).
+    fn registry_seq(&mut self, origin: SiteId) -> Result<u64>;
+    /// Set the registry entry of `origin`.
+    fn set_registry_seq(&mut self, origin: SiteId, seq: u64) -> Result<()>;
+    /// The whole registry (for a relay's snapshot: O(origins), by design
+    /// only on the relay path).
+    fn registry(&mut self) -> Result<VersionVector>;
+}

@@ -1,0 +1,143 @@
+//! `atomik_sync(request)` on a hub.
+
+use std::collections::BTreeSet;
+
+use crate::codec::v2::{decode_request, encode_response, Payload, Request, Response};
+use crate::error::{ProtocolError, Result};
+use crate::log_store::LogStore;
+use crate::site::SiteId;
+use crate::Batch;
+
+use super::{apply_once, flag, number, seal, settings, trim, Applied, Source};
+
+/// Serve a v2 sync request: seal the hub's own pending writes, apply the
+/// uploads exactly once, and answer with what the asker lacks — the log
+/// range after its cursor (less its own entries), or a snapshot.
+///
+/// Touches the asker's registry entries, the log range, and nothing that
+/// grows with the fleet (a relay's snapshot carries the registry).
+///
+/// # Errors
+/// Decode errors (a message of another kind or version included),
+/// tracking and group errors, a request of this replica
+/// or of its own upstream; the caller rolls back.
+pub fn serve_sync<S: LogStore + ?Sized>(
+    store: &mut S,
+    request: &[u8],
+    now: u64,
+) -> Result<Vec<u8>> {
+    let req = decode_request(request)?;
+    let site = store.site_id()?;
+    if req.site == site {
+        return Err(ProtocolError::OwnRequest(site));
+    }
+    if store.link()?.is_some_and(|l| l.hub == req.site) {
+        return Err(ProtocolError::UpstreamCycle(req.site));
+    }
+    if !flag(store, settings::HUB)? {
+        become_hub(store, site)?;
+    }
+    seal(store, now)?;
+    let tracked = store.tracked()?;
+    // Uploads of an origin after a gap in its seqs (a device that roamed:
+    // its earlier batches still travel through another hub) are left for a
+    // later sync; the ack tells the asker exactly what was applied.
+    let mut gapped: BTreeSet<SiteId> = BTreeSet::new();
+    let mut relay_ack = req.uploads.first().map_or(0, |u| u.position - 1);
+    for u in &req.uploads {
+        if !gapped.contains(&u.origin) {
+            let batch = Batch {
+                origin: u.origin,
+                seq: u.seq,
+                changes: u.changes.clone(),
+            };
+            match apply_once(store, &tracked, &batch, req.site, Source::Downstream, now)? {
+                Applied::Gap { .. } => {
+                    gapped.insert(u.origin);
+                }
+                Applied::Now(_) | Applied::Duplicate => {}
+            }
+        }
+        if gapped.is_empty() {
+            relay_ack = u.position;
+        }
+    }
+    let ack = if req.relays {
+        relay_ack
+    } else {
+        store.registry_seq(req.site)?
+    };
+    trim(store, now)?;
+    let response = respond(store, site, &req, ack)?;
+    Ok(encode_response(&response))
+}
+
+/// The first serve makes a replica a hub. One that never asked an upstream
+/// is a root: it keeps no outbox. One that has an upstream drops its cursor,
+/// so its next request (as a relay) bootstraps from a relay snapshot that
+/// carries the per-origin registry it now needs.
+fn become_hub<S: LogStore + ?Sized>(store: &mut S, site: SiteId) -> Result<()> {
+    store.set_setting(settings::HUB, Some(1))?;
+    if !flag(store, settings::UPSTREAM)? {
+        store.set_setting(settings::ROOT, Some(1))?;
+        let end = number(store, settings::OUTBOX_END)?;
+        store.outbox_drop_through(end)?;
+    } else {
+        store.set_link(None)?;
+    }
+    let own = number(store, settings::OWN_SEQ)?;
+    store.set_registry_seq(site, own)
+}
+
+fn respond<S: LogStore + ?Sized>(
+    store: &mut S,
+    site: SiteId,
+    req: &Request,
+    ack: u64,
+) -> Result<Response> {
+    let bounds = store.log_bounds()?;
+    let position = bounds.watermark;
+    let usable = req.cursor.filter(|c| {
+        c.hub == site && c.position >= bounds.trimmed_through && c.position <= position
+    });
+    let payload = match (usable, req.relays) {
+        (Some(c), false) => Payload::Range(store.log_sum(c.position, Some(position), req.site)?),
+        (Some(c), true) => {
+            Payload::Entries(store.log_entries(c.position, Some(position), req.site)?)
+        }
+        (None, relays) => snapshot(store, req.site, position, relays)?,
+    };
+    Ok(Response {
+        to: req.site,
+        from: site,
+        base: req.cursor,
+        position,
+        ack,
+        payload,
+    })
+}
+
+/// The hub's references as of `position`: entries committed beyond it
+/// (a store whose serves run in parallel) are taken out again, except the
+/// asker's own, which the snapshot includes up to its ack.
+fn snapshot<S: LogStore + ?Sized>(
+    store: &mut S,
+    asker: SiteId,
+    position: u64,
+    relays: bool,
+) -> Result<Payload> {
+    let mut values = store.references()?;
+    let beyond = store.log_entries(position, None, asker)?;
+    for b in &beyond {
+        values.subtract(&b.changes).map_err(ProtocolError::store)?;
+    }
+    if !relays {
+        return Ok(Payload::Snapshot(values));
+    }
+    let mut registry = store.registry()?;
+    for b in &beyond {
+        let seq = registry.get(&b.origin).min(b.seq - 1);
+        registry.set(b.origin, seq);
+    }
+    Ok(Payload::RelaySnapshot { registry, values })
+}
