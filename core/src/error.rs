@@ -197,6 +197,15 @@ pub enum ProtocolError {
         /// The responder.
         got: SiteId,
     },
+    /// A replica that syncs to an upstream as a device was asked to serve.
+    #[error("replica {0} syncs to an upstream hub as a device, so it cannot serve others; make it a relay hub first (atomik_make_relay())")]
+    NotAHub(SiteId),
+    /// `atomik_changes` on a replica that keeps no log.
+    #[error("replica {0} is not a hub (it has served no sync), so it keeps no log to answer from; ask a hub")]
+    NotServing(SiteId),
+    /// A relay has not yet installed its upstream's relay snapshot.
+    #[error("relay {0} has not yet bootstrapped from its upstream: sync it upstream once (atomik_sync_request, the upstream's atomik_sync, atomik_sync_finish), then serve")]
+    RelayBootstrapping(SiteId),
     /// The store (database) failed.
     #[error("storage error: {0}")]
     Store(String),

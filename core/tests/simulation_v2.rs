@@ -155,10 +155,9 @@ impl World {
         }
         let leaves = (HUBS..HUBS + n_leaves).collect();
         let n = nodes.len();
-        // Relays are set up with their upstream before they serve anyone:
-        // a first request records that they have one.
+        // Relays are declared before they serve anyone.
         for r in RELAYS {
-            v2::sync_request(&mut nodes[r], 0).unwrap();
+            v2::make_relay(&mut nodes[r], 0).unwrap();
         }
         World {
             rng,

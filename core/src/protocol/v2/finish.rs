@@ -186,5 +186,6 @@ fn install_relay_snapshot<S: LogStore + ?Sized>(
         store.set_registry_seq(origin, seq)?;
     }
     store.log_reset()?;
+    store.set_setting(settings::RELAY_BOOTSTRAP, None)?;
     Ok(values.cell_count() as u64)
 }

@@ -59,6 +59,11 @@ pub mod settings {
     /// Set when a replica serves before it ever asked an upstream: it is a
     /// root hub, keeps no outbox, and refuses to sync upward later.
     pub const ROOT: &str = "v2_root";
+    /// Set by [`super::make_relay`] on a replica that already holds state
+    /// from its upstream as a leaf (coalesced, without per-origin seqs):
+    /// it serves no one until a relay snapshot from its upstream has
+    /// replaced that state and its registry.
+    pub const RELAY_BOOTSTRAP: &str = "v2_relay_bootstrap";
     pub use crate::protocol::settings::{DEFAULT_HORIZON_SECS, HORIZON_SECS};
 }
 
@@ -118,6 +123,39 @@ fn push_outbox<S: LogStore + ?Sized>(
         seq,
         changes,
     })
+}
+
+/// `atomik_make_relay()`: declare that this replica will serve others and
+/// sync to an upstream hub — a relay hub. Its next request asks as a relay
+/// and bootstraps from a relay snapshot, which carries the per-origin
+/// registry a hub needs. A replica that already synced as a device serves
+/// no one until that snapshot is installed. Returns true when this call
+/// made it a relay, false when it already was one.
+///
+/// A hub that serves without this and without ever having made a sync
+/// request becomes a root hub.
+///
+/// # Errors
+/// [`ProtocolError::RootHub`] on a root hub; store errors.
+pub fn make_relay<S: LogStore + ?Sized>(store: &mut S, now: u64) -> Result<bool> {
+    let site = store.site_id()?;
+    if flag(store, settings::ROOT)? {
+        return Err(ProtocolError::RootHub(site));
+    }
+    if flag(store, settings::HUB)? {
+        return Ok(false);
+    }
+    if !flag(store, settings::UPSTREAM)? {
+        store.set_setting(settings::UPSTREAM, Some(now))?;
+    }
+    store.set_setting(settings::HUB, Some(1))?;
+    if store.link()?.is_some() {
+        store.set_setting(settings::RELAY_BOOTSTRAP, Some(1))?;
+        store.set_link(None)?;
+    }
+    let own = number(store, settings::OWN_SEQ)?;
+    store.set_registry_seq(site, own)?;
+    Ok(true)
 }
 
 /// `atomik_sync_request()`: seal pending writes, then ask the upstream.
@@ -211,4 +249,57 @@ fn trim<S: LogStore + ?Sized>(store: &mut S, now: u64) -> Result<()> {
         store.log_trim(before)?;
     }
     Ok(())
+}
+
+/// `atomik_vector()` in protocol v2: where this replica stands — its site
+/// and its cursor, as a request with no uploads. A few dozen bytes,
+/// whatever the size of the fleet.
+///
+/// # Errors
+/// Store errors.
+pub fn position_message<S: LogStore + ?Sized>(store: &mut S) -> Result<Vec<u8>> {
+    Ok(encode_request(&Request {
+        site: store.site_id()?,
+        relays: flag(store, settings::HUB)?,
+        cursor: store.link()?,
+        uploads: Vec::new(),
+    }))
+}
+
+/// `atomik_changes(position)`: what a replica standing at `position` (an
+/// `atomik_vector()` message) lacks, as a response it can apply with
+/// `atomik_apply`. Seals nothing, applies nothing, registers nothing. A
+/// replica that is not a hub has no log to answer from.
+///
+/// # Errors
+/// [`ProtocolError::NotServing`] on a replica that is not a hub; decode errors; a message that carries uploads (that is a sync request:
+/// send it to `atomik_sync`); store errors.
+pub fn changes_for<S: LogStore + ?Sized>(store: &mut S, position: &[u8]) -> Result<Vec<u8>> {
+    let req = crate::codec::v2::decode_request(position)?;
+    if !req.uploads.is_empty() {
+        return Err(ProtocolError::Decode(crate::DecodeError::Malformed(format!(
+            "atomik_changes takes a position (atomik_vector()), but this request uploads {} batches: send it to atomik_sync",
+            req.uploads.len()
+        ))));
+    }
+    let site = store.site_id()?;
+    if flag(store, settings::RELAY_BOOTSTRAP)? {
+        return Err(ProtocolError::RelayBootstrapping(site));
+    }
+    if !flag(store, settings::HUB)? {
+        return Err(ProtocolError::NotServing(site));
+    }
+    let ack = store.registry_seq(req.site)?;
+    let response = serve::respond(store, site, &req, ack)?;
+    Ok(crate::codec::v2::encode_response(&response))
+}
+
+/// `atomik_apply(bytes)` in protocol v2: apply a response (from
+/// `atomik_sync` or `atomik_changes`) exactly once, as
+/// [`finish_sync`] does. Returns the deltas newly applied.
+///
+/// # Errors
+/// As [`finish_sync`]; a message of another kind or wire version.
+pub fn apply_message<S: LogStore + ?Sized>(store: &mut S, bytes: &[u8], now: u64) -> Result<u64> {
+    finish_sync(store, bytes, now)
 }

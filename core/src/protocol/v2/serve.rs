@@ -34,9 +34,7 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     if store.link()?.is_some_and(|l| l.hub == req.site) {
         return Err(ProtocolError::UpstreamCycle(req.site));
     }
-    if !flag(store, settings::HUB)? {
-        become_hub(store, site)?;
-    }
+    ready_to_serve(store, site)?;
     seal(store, now)?;
     let tracked = store.tracked()?;
     // Uploads of an origin after a gap in its seqs (a device that roamed:
@@ -72,24 +70,30 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     Ok(encode_response(&response))
 }
 
-/// The first serve makes a replica a hub. One that never asked an upstream
-/// is a root: it keeps no outbox. One that has an upstream drops its cursor,
-/// so its next request (as a relay) bootstraps from a relay snapshot that
-/// carries the per-origin registry it now needs.
-fn become_hub<S: LogStore + ?Sized>(store: &mut S, site: SiteId) -> Result<()> {
-    store.set_setting(settings::HUB, Some(1))?;
-    if !flag(store, settings::UPSTREAM)? {
-        store.set_setting(settings::ROOT, Some(1))?;
-        let end = number(store, settings::OUTBOX_END)?;
-        store.outbox_drop_through(end)?;
-    } else {
-        store.set_link(None)?;
+/// A replica that never asked an upstream becomes a root hub when it first
+/// serves: it keeps no outbox. One that syncs to an upstream serves only as
+/// a relay ([`super::make_relay`]), once bootstrapped: as a device its
+/// state holds others' batches without their seqs, so its snapshots could
+/// not say which of the asker's own batches they include.
+fn ready_to_serve<S: LogStore + ?Sized>(store: &mut S, site: SiteId) -> Result<()> {
+    if flag(store, settings::RELAY_BOOTSTRAP)? {
+        return Err(ProtocolError::RelayBootstrapping(site));
     }
+    if flag(store, settings::HUB)? {
+        return Ok(());
+    }
+    if flag(store, settings::UPSTREAM)? {
+        return Err(ProtocolError::NotAHub(site));
+    }
+    store.set_setting(settings::HUB, Some(1))?;
+    store.set_setting(settings::ROOT, Some(1))?;
+    let end = number(store, settings::OUTBOX_END)?;
+    store.outbox_drop_through(end)?;
     let own = number(store, settings::OWN_SEQ)?;
     store.set_registry_seq(site, own)
 }
 
-fn respond<S: LogStore + ?Sized>(
+pub(super) fn respond<S: LogStore + ?Sized>(
     store: &mut S,
     site: SiteId,
     req: &Request,

@@ -97,3 +97,5 @@ pub trait LogStore: Store {
     /// only on the relay path).
     fn registry(&mut self) -> Result<VersionVector>;
 }
+
+pub mod conformance;
