@@ -4,7 +4,8 @@
 
 use anyhow::Result;
 use atomik_core::memory::MemoryStore;
-use atomik_core::{protocol, Group, Key, KeyShape, SiteId};
+use atomik_core::protocol::v2 as protocol;
+use atomik_core::{Group, Key, KeyShape, SiteId};
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

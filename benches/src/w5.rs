@@ -1,12 +1,14 @@
 //! W5 in SQLite (formerly `sqlite_atomik/benches/w5.rs`, now only here):
 //! local writes (`atomik_accum` against `n = n + 1` over every row) and the
-//! apply of one 100,000-delta batch (`atomik_apply`) against a
+//! apply of one 100,000-delta download (`atomik_apply`) against a
 //! prepared-statement `UPDATE` loop in one transaction. The two sides run
 //! back to back in every repetition and the ratio is taken per pair.
 
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
+use atomik_core::codec::v2::{encode_response, Cursor, Payload, Response};
+use atomik_core::{Changes, ColumnId, Group, Key, KeyShape, SiteId};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -121,37 +123,23 @@ pub fn run(rows: i64, reps: usize) -> Result<W5SqliteReport> {
         }
     }
 
-    // A source replica seals one delta per row into one batch.
-    let src = conn()?;
-    tracked_table(&src, rows)?;
-    src.execute("UPDATE t SET c = atomik_accum(c, 3)", [])?;
-    src.query_row("SELECT atomik_seal()", [], |r| r.get::<_, i64>(0))?;
-    let batch: Vec<u8> = src.query_row(
-        "SELECT bytes FROM atomik_batches ORDER BY seq DESC LIMIT 1",
-        [],
-        |r| r.get(0),
-    )?;
-    let origin: Vec<u8> = src.query_row(
-        "SELECT value FROM atomik_meta WHERE key = 'site_id'",
-        [],
-        |r| r.get(0),
-    )?;
+    // One download of one delta per row, as a hub would send it.
     let dst = conn()?;
     tracked_table(&dst, rows)?;
-    // dst already has the source's first batch (the inserts).
-    dst.execute(
-        "INSERT INTO atomik_vector(site, seq) VALUES (?1, 1)",
-        [&origin],
-    )?;
+    let site: String = dst.query_row("SELECT atomik_site_id()", [], |r| r.get(0))?;
+    let site: SiteId = site.parse().map_err(anyhow::Error::msg)?;
+    let column = ColumnId::new("t", "c", Group::Add);
+    let mut changes = Changes::new();
+    for id in 1..=rows {
+        changes.add(&column, &KeyShape::int(), Key::int(id), 3)?;
+    }
     let base = conn()?;
     plain_table(&base, rows)?;
     let mut applies = vec![];
+    let mut batch_len = 0;
     for rep in 0..=reps {
-        // Untimed: make the batch new to dst again.
-        dst.execute(
-            "UPDATE atomik_vector SET seq = 1 WHERE site = ?1",
-            [&origin],
-        )?;
+        let batch = download(site, rep as u64, changes.clone());
+        batch_len = batch.len();
         let a = ms(|| {
             let n: i64 = dst.query_row("SELECT atomik_apply(?1)", [&batch], |r| r.get(0))?;
             ensure!(
@@ -192,7 +180,23 @@ pub fn run(rows: i64, reps: usize) -> Result<W5SqliteReport> {
         loop_rows_per_sec: rows as f64 / apply.baseline_ms.median * 1e3,
         local_write,
         apply,
-        batch_bytes: batch.len(),
+        batch_bytes: batch_len,
+    })
+}
+
+/// The `rep`-th of a series of downloads of `changes` to replica `to`, as a
+/// hub sends them (a protocol v2 range response): the first finds the
+/// replica without a cursor, each next one at the position the previous
+/// one left it.
+pub fn download(to: SiteId, rep: u64, changes: Changes) -> Vec<u8> {
+    let hub = SiteId([0xB5; 16]);
+    encode_response(&Response {
+        to,
+        from: hub,
+        base: (rep > 0).then_some(Cursor { hub, position: rep }),
+        position: rep + 1,
+        ack: 0,
+        payload: Payload::Range(changes),
     })
 }
 

@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use atomik_core::codec::{encode, Batch, Message};
 use atomik_core::{Changes, ColumnId, Group, Key, KeyShape, SiteId};
 use serde::Serialize;
 
@@ -35,21 +34,14 @@ pub struct W5PgReport {
 const UNTRACK: &str = "SELECT atomik_untrack(t.table_name, t.column_name) FROM atomik.tracked t
      WHERE t.table_name = 'w5_t' AND to_regclass('w5_t') IS NOT NULL;";
 
-/// A batch from a fresh origin (`rep` makes it unique) with delta `delta`
-/// for every row of `w5_t.c`.
-fn batch(rows: i64, rep: usize, delta: i64) -> Result<Vec<u8>> {
+/// Deltas `delta` for every row of `w5_t.c`.
+fn changes(rows: i64, delta: i64) -> Result<Changes> {
     let column = ColumnId::new("w5_t", "c", Group::Add);
     let mut changes = Changes::new();
     for id in 1..=rows {
         changes.add(&column, &KeyShape::int(), Key::int(id), delta as u64)?;
     }
-    let mut origin = [0xB5; 16];
-    origin[..8].copy_from_slice(&(rep as u64 + 1).to_le_bytes());
-    Ok(encode(&Message::Batch(Batch {
-        origin: SiteId(origin),
-        seq: 1,
-        changes,
-    })))
+    Ok(changes)
 }
 
 /// Run W5 against `conninfo` with `rows` rows and `reps` paired
@@ -76,10 +68,13 @@ pub fn run(conninfo: &str, rows: i64, reps: usize) -> Result<W5PgReport> {
     c.batch_execute("VACUUM ANALYZE w5_t")?;
     c.batch_execute("VACUUM ANALYZE w5_p")?;
     let ids: Vec<i64> = (1..=rows).collect();
+    let site: String = c.query_one("SELECT atomik_site_id()", &[])?.get(0);
+    let site: SiteId = site.parse().map_err(anyhow::Error::msg)?;
+    let deltas = changes(rows, 3)?;
     let mut pairs = vec![];
     let mut batch_bytes = 0;
     for rep in 0..=reps {
-        let b = batch(rows, rep, 3)?;
+        let b = crate::w5::download(site, rep as u64, deltas.clone());
         batch_bytes = b.len();
         let values: Vec<i64> = vec![3 * (rep as i64 + 1); rows as usize];
         let t = Instant::now();

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use atomik_core::memory::MemoryStore;
-use atomik_core::protocol;
+use atomik_core::protocol::v2 as protocol;
 use atomik_core::{Group, Key, KeyShape, SiteId};
 
 /// The table and column every demo replica tracks.

@@ -72,6 +72,7 @@ pub const SQL_FUNCTIONS: &[(&str, i32)] = &[
     ("atomik_horizon", 0),
     ("atomik_horizon", 1),
     ("atomik_internal_receive", 3),
+    ("atomik_make_relay", 0),
     ("atomik_pending", 1),
     ("atomik_read", 1),
     ("atomik_seal", 0),

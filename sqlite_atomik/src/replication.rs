@@ -1,5 +1,6 @@
 //! The functions that read or write replica state: tracking, seal, vector,
-//! changes, apply, the three sync calls, digest, and the companions. Each
+//! changes, apply, the three sync calls (protocol v2), digest, and the
+//! companions. Each
 //! call is one savepoint around one `atomik_core` call: all of it or none.
 //!
 //! They are flagged `DIRECTONLY` (not usable from triggers, views or schema
@@ -8,7 +9,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use atomik_core::{protocol, ProtocolError, Store};
+use atomik_core::protocol::v2;
+use atomik_core::{ProtocolError, Store};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::Connection;
 
@@ -121,49 +123,47 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     stateful(conn, "atomik_seal", 0, |_ctx, c| {
         run(
             "atomik_seal",
-            with_store(c, |s| protocol::seal(s).map(|n| n as i64)),
+            with_store(c, |s| v2::seal(s, now()).map(|n| n as i64)),
         )
     })?;
     stateful(conn, "atomik_vector", 0, |_ctx, c| {
-        run(
-            "atomik_vector",
-            with_store(c, |s| protocol::vector_message(s)),
-        )
+        run("atomik_vector", with_store(c, |s| v2::position_message(s)))
     })?;
     stateful(conn, "atomik_changes", 1, |ctx, c| {
         let m = message_arg(ctx, 0, "atomik_changes")?;
-        run(
-            "atomik_changes",
-            with_store(c, |s| protocol::changes_for(s, m)),
-        )
+        run("atomik_changes", with_store(c, |s| v2::changes_for(s, m)))
     })?;
     stateful(conn, "atomik_apply", 1, |ctx, c| {
         let m = message_arg(ctx, 0, "atomik_apply")?;
         run(
             "atomik_apply",
-            with_store(c, |s| {
-                protocol::apply_message(s, m, now()).map(|n| n as i64)
-            }),
+            with_store(c, |s| v2::apply_message(s, m, now()).map(|n| n as i64)),
         )
     })?;
     stateful(conn, "atomik_sync_request", 0, |_ctx, c| {
         run(
             "atomik_sync_request",
-            with_store(c, |s| protocol::sync_request(s, now())),
+            with_store(c, |s| v2::sync_request(s, now())),
         )
     })?;
     stateful(conn, "atomik_sync", 1, |ctx, c| {
         let m = message_arg(ctx, 0, "atomik_sync")?;
         run(
             "atomik_sync",
-            with_store(c, |s| protocol::serve_sync(s, m, now())),
+            with_store(c, |s| v2::serve_sync(s, m, now())),
         )
     })?;
     stateful(conn, "atomik_sync_finish", 1, |ctx, c| {
         let m = message_arg(ctx, 0, "atomik_sync_finish")?;
         run(
             "atomik_sync_finish",
-            with_store(c, |s| protocol::finish_sync(s, m, now()).map(|n| n as i64)),
+            with_store(c, |s| v2::finish_sync(s, m, now()).map(|n| n as i64)),
+        )
+    })?;
+    stateful(conn, "atomik_make_relay", 0, |_ctx, c| {
+        run(
+            "atomik_make_relay",
+            with_store(c, |s| v2::make_relay(s, now()).map(i64::from)),
         )
     })?;
     stateful(conn, "atomik_digest", 2, |ctx, c| {
@@ -197,7 +197,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         run(
             f,
             with_store(c, |s| {
-                s.set_setting(protocol::settings::HORIZON_SECS, Some(secs))?;
+                s.set_setting(v2::settings::HORIZON_SECS, Some(secs))?;
                 horizon(s)
             }),
         )
@@ -207,6 +207,6 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The retention horizon in seconds.
 fn horizon(s: &mut SqliteStore<'_>) -> Result<i64, ProtocolError> {
-    Ok(s.setting(protocol::settings::HORIZON_SECS)?
-        .unwrap_or(protocol::settings::DEFAULT_HORIZON_SECS) as i64)
+    Ok(s.setting(v2::settings::HORIZON_SECS)?
+        .unwrap_or(v2::settings::DEFAULT_HORIZON_SECS) as i64)
 }

@@ -6,7 +6,7 @@ use atomik_core::SiteId;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Every table of the extension's own schema (version 1).
 const CREATE_V1: &str = "
@@ -49,6 +49,31 @@ CREATE TABLE atomik_known(
     PRIMARY KEY(cid, k1, k2, k3, k4, k5, k6, k7, k8)) WITHOUT ROWID;
 ";
 
+/// What version 2 (protocol v2) adds: the outbox, the hub's log and
+/// registry, and the record of locally written cells that a seal reads.
+const CREATE_V2: &str = "
+CREATE TABLE atomik_outbox(
+    position INTEGER PRIMARY KEY,
+    origin BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    bytes BLOB NOT NULL);
+CREATE TABLE atomik_log(
+    position INTEGER PRIMARY KEY,
+    origin BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    via BLOB NOT NULL,
+    appended_at INTEGER NOT NULL,
+    bytes BLOB NOT NULL);
+CREATE INDEX atomik_log_appended ON atomik_log(appended_at);
+CREATE TABLE atomik_registry(site BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE atomik_dirty(
+    cid INTEGER NOT NULL,
+    k1 NOT NULL, k2 NOT NULL DEFAULT 0, k3 NOT NULL DEFAULT 0, k4 NOT NULL DEFAULT 0,
+    k5 NOT NULL DEFAULT 0, k6 NOT NULL DEFAULT 0, k7 NOT NULL DEFAULT 0, k8 NOT NULL DEFAULT 0,
+    new INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(cid, k1, k2, k3, k4, k5, k6, k7, k8)) WITHOUT ROWID;
+";
+
 /// Make sure the schema exists and is one this build reads; create it (with
 /// a fresh random site id) on first use. Runs inside the caller's savepoint.
 ///
@@ -75,7 +100,7 @@ pub fn ensure(conn: &Connection) -> Result<(), String> {
             atomik_core::VERSION
         )),
         Some(v) if v < 1 => Err(format!("atomik_meta holds an invalid schema_version {v}")),
-        // Version 1 is the first; later versions migrate older ones here.
+        Some(1) => migrate_1_to_2(conn),
         Some(_) => Ok(()),
     }
 }
@@ -86,8 +111,54 @@ fn create(conn: &Connection) -> Result<(), String> {
         .map_err(|e| format!("cannot create the atomik tables: {e}"))?;
     conn.execute(
         "INSERT INTO atomik_meta(key, value) VALUES ('schema_version', ?1), ('site_id', ?2), ('relay', 0)",
-        rusqlite::params![SCHEMA_VERSION, site.as_bytes().as_slice()],
+        rusqlite::params![1, site.as_bytes().as_slice()],
     )
     .map_err(|e| format!("cannot initialise atomik_meta: {e}"))?;
+    migrate_1_to_2(conn)
+}
+
+/// Version 1 (protocol v1) to 2 (protocol v2), in the caller's savepoint:
+/// the v2 tables; the registry is the v1 vector (per origin, the highest
+/// seq applied); this replica's own stored batches become its outbox;
+/// a v1 hub stays a hub (a relay if it had an upstream, else a root);
+/// every cell a v1 seal would have shipped is recorded as written; the
+/// tracked columns get their write triggers. Cursors start empty, so every
+/// device's first v2 sync takes a snapshot. The v1 tables are emptied.
+fn migrate_1_to_2(conn: &Connection) -> Result<(), String> {
+    let fail =
+        |e: rusqlite::Error| format!("cannot upgrade the atomik tables to schema version 2: {e}");
+    conn.execute_batch(CREATE_V2).map_err(fail)?;
+    conn.execute_batch(
+        "INSERT INTO atomik_registry(site, seq) SELECT site, seq FROM atomik_vector;
+         INSERT INTO atomik_settings(name, value)
+             SELECT 'v2_own_seq', v.seq FROM atomik_vector v, atomik_meta m
+             WHERE m.key = 'site_id' AND v.site = m.value;
+         INSERT INTO atomik_outbox(position, origin, seq, bytes)
+             SELECT b.seq, b.origin, b.seq, b.bytes FROM atomik_batches b, atomik_meta m
+             WHERE m.key = 'site_id' AND b.origin = m.value;
+         INSERT INTO atomik_settings(name, value)
+             SELECT 'v2_outbox_end', max(position) FROM atomik_outbox HAVING count(*) > 0;
+         INSERT INTO atomik_settings(name, value)
+             SELECT 'v2_upstream', 1 WHERE EXISTS (SELECT 1 FROM atomik_peers WHERE role = 'upstream')
+                 OR EXISTS (SELECT 1 FROM atomik_settings WHERE name = 'pending_upstream_since');
+         INSERT INTO atomik_settings(name, value)
+             SELECT 'v2_hub', 1 FROM atomik_meta WHERE key = 'relay' AND value = 1;
+         INSERT INTO atomik_settings(name, value)
+             SELECT 'v2_root', 1 FROM atomik_meta WHERE key = 'relay' AND value = 1
+             AND NOT EXISTS (SELECT 1 FROM atomik_settings WHERE name = 'v2_upstream');
+         DELETE FROM atomik_outbox WHERE EXISTS (SELECT 1 FROM atomik_settings WHERE name = 'v2_root');
+         DELETE FROM atomik_settings WHERE name IN ('pending_upstream_since', 'root_hub');",
+    )
+    .map_err(fail)?;
+    for t in crate::tracked::load(conn)? {
+        conn.execute(&t.mark_unshipped_v1, [t.cid]).map_err(fail)?;
+        conn.execute_batch(&t.write_triggers).map_err(fail)?;
+    }
+    conn.execute_batch(
+        "DELETE FROM atomik_vector; DELETE FROM atomik_folded; DELETE FROM atomik_batches;
+         DELETE FROM atomik_peers; DELETE FROM atomik_new; DELETE FROM atomik_known;
+         UPDATE atomik_meta SET value = 2 WHERE key = 'schema_version';",
+    )
+    .map_err(fail)?;
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! `atomik_track` / `atomik_untrack`: put a column under replication.
 //!
-//! New cells (rule 3) are found at seal time, not by triggers: a cell with a
-//! pending accumulator always ships, and a cell at the identity ships once
-//! unless it is in `atomik_known` (identity cells this replica has already
-//! shipped or received). So local writes pay nothing beyond the value
-//! function itself. The only trigger refuses changing a tracked row's
-//! primary key; it is plain SQL, so the database stays usable by
-//! connections that have not loaded the extension.
+//! A seal reads what was written, never the table: two triggers record a
+//! tracked cell in `atomik_dirty` when a local write inserts it or makes a
+//! clean cell pending (a hot cell's later increments cost nothing more),
+//! so new cells ship once even at the identity (rule 3). A third trigger
+//! refuses changing a tracked row's primary key. All are plain SQL, so the
+//! database stays writable by connections that have not loaded the
+//! extension (their writes are recorded too).
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -40,21 +40,17 @@ pub fn track(conn: &Connection, table: &str, column: &str) -> Result<i64, String
     )
     .map_err(|e| e.to_string())?;
     let cid = conn.last_insert_rowid();
-    conn.execute_batch(&triggers(cid, &c))
+    let tracked = crate::tracked::Tracked::new(
+        cid,
+        c.table.clone(),
+        c.column.clone(),
+        &key_cols,
+        &shape_to_text(&c.shape),
+    )?;
+    conn.execute_batch(&format!("{}{}", triggers(cid, &c), tracked.write_triggers))
         .map_err(|e| format!("cannot create the atomik triggers on \"{}\": {e}", c.table))?;
-    let t = quote(&c.table);
-    let col = quote(&c.column);
-    let keys: Vec<String> = c.key_cols.iter().map(|k| quote(k)).collect();
-    let marks: Vec<String> = (1..=keys.len()).map(|i| format!("k{i}")).collect();
-    conn.execute(
-        &format!(
-            "INSERT INTO atomik_new(cid, {}) SELECT ?1, {} FROM {t} WHERE {col} IS NOT NULL",
-            marks.join(", "),
-            keys.join(", ")
-        ),
-        [cid],
-    )
-    .map_err(|e| e.to_string())?;
+    conn.execute(&tracked.mark_all, [cid])
+        .map_err(|e| e.to_string())?;
     Ok(1)
 }
 
@@ -103,7 +99,7 @@ fn triggers(cid: i64, c: &ColumnRef) -> String {
     )
 }
 
-/// Stop tracking `table.column`: its triggers, marks and parked deltas go.
+/// Stop tracking `table.column`: its triggers, records and parked deltas go.
 /// Returns 1 when it was tracked, 0 when it was not.
 ///
 /// # Errors
@@ -122,8 +118,10 @@ pub fn untrack(conn: &Connection, table: &str, column: &str) -> Result<i64, Stri
     };
     conn.execute_batch(&format!(
         "DROP TRIGGER IF EXISTS \"atomik_key_{cid}\";
-         DELETE FROM atomik_new WHERE cid = {cid};
-         DELETE FROM atomik_known WHERE cid = {cid};
+         DROP TRIGGER IF EXISTS \"atomik_written_{cid}\";
+         DROP TRIGGER IF EXISTS \"atomik_filled_{cid}\";
+         DROP TRIGGER IF EXISTS \"atomik_rewritten_{cid}\";
+         DELETE FROM atomik_dirty WHERE cid = {cid};
          DELETE FROM atomik_tracked WHERE id = {cid};"
     ))
     .map_err(|e| e.to_string())?;

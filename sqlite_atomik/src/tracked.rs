@@ -9,7 +9,7 @@ use crate::ident::{quote, shape_from_text, KEY_COL_SEP};
 /// One row of `atomik_tracked` and the statements over its table.
 #[derive(Debug, Clone)]
 pub struct Tracked {
-    /// `atomik_tracked.id`, also the `cid` of its rows in `atomik_new`.
+    /// `atomik_tracked.id`, also the `cid` of its rows in `atomik_dirty`.
     pub cid: i64,
     /// Table name.
     pub table: String,
@@ -25,18 +25,30 @@ pub struct Tracked {
     pub update_cell: String,
     /// `INSERT INTO t(key.., c) VALUES (?2.., ?1)`.
     pub insert_row: String,
-    /// Key columns and value of every cell with a pending accumulator, at
-    /// the identity and not in `atomik_known` (new), or holding something
-    /// that is not an atomik value (to report it). `?1` = cid.
-    pub scan_pending: String,
     /// Key columns and value of every non-NULL cell.
     pub scan_all: String,
-    /// `INSERT OR IGNORE INTO atomik_known(cid, k1..) VALUES (?1, ?2..)`.
-    pub note_known: String,
-    /// Distinct keys marked in `atomik_new` when the column was tracked
-    /// (its cells at that time ship once, as zero deltas if nothing is
-    /// pending).
-    pub marks: String,
+    /// The keys recorded in `atomik_dirty` (cells written locally since
+    /// the last seal), each with its `new` mark. `?1` = cid.
+    pub dirty_keys: String,
+    /// `DELETE FROM atomik_dirty WHERE cid = ?1 AND k1 = ?2 ..`: forget one
+    /// recorded cell (one that a remote delta created).
+    pub forget_dirty: String,
+    /// Record every non-NULL cell as written (when the column is tracked:
+    /// its cells ship once). `?1` = cid.
+    pub mark_all: String,
+    /// Record the cells a protocol v1 seal would have shipped (schema
+    /// upgrade from version 1): pending accumulators, cells marked in
+    /// `atomik_new`, identity cells not in `atomik_known`. `?1` = cid.
+    pub mark_unshipped_v1: String,
+    /// The triggers that record local writes in `atomik_dirty`: an insert
+    /// of a non-NULL cell or an update from NULL (marked new: it ships even
+    /// at the identity, rule 3); an update that makes a clean cell's
+    /// accumulator non-zero (a cell whose accumulator is already non-zero
+    /// is recorded already) or that writes something that is not an
+    /// atomik value (the seal reports it). Plain SQL: connections that
+    /// have not loaded the extension can still write the table.
+    pub write_triggers: String,
+
     /// `UPDATE t SET c = atomik_internal_receive(c, ?1, ?2) WHERE key = ?3..`:
     /// one remote delta in one statement.
     pub receive_cell: String,
@@ -98,15 +110,68 @@ impl Tracked {
             select_cell: format!("SELECT {c} FROM {t} WHERE {where_key}"),
             update_cell: format!("UPDATE {t} SET {c} = ?1 WHERE {where_key}"),
             insert_row: format!("INSERT INTO {t}({key_list}, {c}) VALUES ({params}, ?1)"),
-            scan_pending: format!(
-                "SELECT {key_list}, {c} FROM {t} WHERE {c} IS NOT NULL AND \
+            scan_all: format!("SELECT {key_list}, {c} FROM {t} WHERE {c} IS NOT NULL"),
+            dirty_keys: format!("SELECT {mark_cols}, new FROM atomik_dirty WHERE cid = ?1"),
+            forget_dirty: format!(
+                "DELETE FROM atomik_dirty WHERE cid = ?1 AND {}",
+                (1..=n)
+                    .map(|i| format!("k{i} = ?{}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            ),
+            mark_all: format!(
+                "INSERT OR IGNORE INTO atomik_dirty(cid, {mark_cols}, new) SELECT ?1, {key_list}, 1 FROM {t} WHERE {c} IS NOT NULL"
+            ),
+            mark_unshipped_v1: format!(
+                "INSERT OR IGNORE INTO atomik_dirty(cid, {mark_cols}, new) \
+                 SELECT ?1, {key_list}, 1 FROM {t} WHERE {c} IS NOT NULL AND \
                  (typeof({c}) <> 'blob' OR length({c}) <> 17 OR substr({c}, 10) <> zeroblob(8) \
                  OR ({c} IN (x'1100000000000000000000000000000000', x'1200000000000000000000000000000000') \
-                 AND NOT EXISTS (SELECT 1 FROM atomik_known WHERE cid = ?1 AND {known_match})))"
+                 AND NOT EXISTS (SELECT 1 FROM atomik_known WHERE cid = ?1 AND {known_match}))) \
+                 UNION SELECT ?1, {mark_cols}, 1 FROM atomik_new WHERE cid = ?1"
             ),
-            scan_all: format!("SELECT {key_list}, {c} FROM {t} WHERE {c} IS NOT NULL"),
-            note_known: format!("INSERT OR IGNORE INTO atomik_known(cid, {mark_cols}) VALUES (?1, {params})"),
-            marks: format!("SELECT DISTINCT {mark_cols} FROM atomik_new WHERE cid = ?1"),
+            write_triggers: {
+                let new_keys = keys
+                    .iter()
+                    .map(|k| format!("NEW.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let same_key = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| format!("k{} = NEW.{k}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                // Not `INSERT OR IGNORE` / upserts: an outer statement's
+                // conflict clause (an upsert, `INSERT OR REPLACE`) overrides
+                // the one of a trigger's statement.
+                let record = |new: u8| {
+                    let mark_new = if new == 1 {
+                        format!("UPDATE atomik_dirty SET new = 1 WHERE cid = {cid} AND {same_key}; ")
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{mark_new}INSERT INTO atomik_dirty(cid, {mark_cols}, new) SELECT {cid}, {new_keys}, {new} \
+                         WHERE NOT EXISTS (SELECT 1 FROM atomik_dirty WHERE cid = {cid} AND {same_key});"
+                    )
+                };
+                let not_value = |v: &str| format!("(typeof({v}) <> 'blob' OR length({v}) <> 17)");
+                format!(
+                    "CREATE TRIGGER \"atomik_written_{cid}\" AFTER INSERT ON {t} WHEN NEW.{c} IS NOT NULL \
+                     BEGIN {new_cell} END; \
+                     CREATE TRIGGER \"atomik_filled_{cid}\" AFTER UPDATE OF {c} ON {t} \
+                     WHEN OLD.{c} IS NULL AND NEW.{c} IS NOT NULL BEGIN {new_cell} END; \
+                     CREATE TRIGGER \"atomik_rewritten_{cid}\" AFTER UPDATE OF {c} ON {t} \
+                     WHEN OLD.{c} IS NOT NULL AND NEW.{c} IS NOT NULL AND ({new_bad} \
+                     OR (substr(NEW.{c}, 10) <> zeroblob(8) AND ({old_bad} OR substr(OLD.{c}, 10) = zeroblob(8)))) \
+                     BEGIN {pending} END;",
+                    new_cell = record(1),
+                    pending = record(0),
+                    new_bad = not_value(&format!("NEW.{c}")),
+                    old_bad = not_value(&format!("OLD.{c}")),
+                )
+            },
             receive_cell: format!(
                 "UPDATE {t} SET {c} = atomik_internal_receive({c}, ?1, ?2) WHERE {where_key3}"
             ),

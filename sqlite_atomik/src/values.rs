@@ -99,29 +99,34 @@ fn internal_receive(ctx: &Context<'_>) -> rusqlite::Result<Bytes> {
         .ok()
         .and_then(Group::from_code)
         .ok_or_else(|| fail(f, format!("unknown group code {code}")))?;
-    let v = value_arg(ctx, 0, f)?.unwrap_or(AtomikValue::identity(group));
+    let v = match value_arg(ctx, 0, f)? {
+        Some(v) => v,
+        None => {
+            CREATED_FROM_NULL.with(|c| c.set(true));
+            AtomikValue::identity(group)
+        }
+    };
     if v.group() != group {
         return Err(fail(
             f,
             format!("group mismatch: cell is {}, delta is {group}", v.group()),
         ));
     }
-    let r = v.receive(d as u64);
-    RECEIVED_IDENTITY.with(|c| c.set(r == AtomikValue::identity(group)));
-    Ok(bytes(r))
+    Ok(bytes(v.receive(d as u64)))
 }
 
 thread_local! {
-    /// Set by `atomik_internal_receive`: whether the value it produced last
-    /// on this thread is the identity (the store then records the cell as
-    /// known, so the seal scan does not ship it as new).
-    static RECEIVED_IDENTITY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set by `atomik_internal_receive` when it created a cell from NULL on
+    /// this thread: the write trigger recorded that cell as written
+    /// locally, and the store forgets the record (a received cell is not a
+    /// local write and must not ship again).
+    static CREATED_FROM_NULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether the last `atomik_internal_receive` on this thread produced the
-/// identity; clears the flag.
-pub fn take_received_identity() -> bool {
-    RECEIVED_IDENTITY.with(|c| c.replace(false))
+/// Whether an `atomik_internal_receive` on this thread created a cell from
+/// NULL since the last call; clears the flag.
+pub fn take_created_from_null() -> bool {
+    CREATED_FROM_NULL.with(|c| c.replace(false))
 }
 
 /// `atomik_fold(a)`: group-combine of the non-NULL values; NULL when there

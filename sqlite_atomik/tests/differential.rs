@@ -6,7 +6,8 @@
 
 mod common;
 use atomik_core::memory::MemoryStore;
-use atomik_core::{protocol, AtomikValue, Group, Key, KeyShape, SiteId};
+use atomik_core::protocol::v2 as protocol;
+use atomik_core::{AtomikValue, Group, Key, KeyShape, SiteId};
 use common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -67,7 +68,9 @@ impl World {
     }
 
     fn seal(&mut self, r: usize) {
-        let m = self.mem[r].atomically(protocol::seal).unwrap();
+        let m = self.mem[r]
+            .atomically(|s| protocol::seal(s, now()))
+            .unwrap();
         let s = int(&self.sql[r], "SELECT atomik_seal()");
         assert_eq!(m as i64, s, "seal seq of replica {r}");
     }
@@ -82,8 +85,8 @@ impl World {
         let resp = self.mem[0]
             .atomically(|s| protocol::serve_sync(s, &req, t))
             .unwrap();
-        if let Ok(atomik_core::Message::Response(r)) = atomik_core::codec::decode(&resp) {
-            if r.payload_name() == "snapshot" {
+        if let Ok(r) = atomik_core::codec::v2::decode_response(&resp) {
+            if r.payload.is_snapshot() {
                 self.snapshots += 1;
             }
         }
@@ -98,7 +101,13 @@ impl World {
             let s: i64 = self.sql[d]
                 .query_row("SELECT atomik_sync_finish(?1)", [&sresp], |r| r.get(0))
                 .unwrap();
-            assert_eq!(m as i64, s, "deltas applied by device {d}");
+            assert_eq!(
+                m as i64,
+                s,
+                "deltas applied by device {d}: memory hub sent {:?}, SQLite hub sent {:?}",
+                atomik_core::codec::v2::decode_response(&resp),
+                atomik_core::codec::v2::decode_response(&sresp)
+            );
         }
     }
 

@@ -83,7 +83,7 @@ fn schema_version_is_recorded_and_checked() {
             &c,
             "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
         ),
-        1
+        2
     );
     c.execute(
         "UPDATE atomik_meta SET value = 7 WHERE key = 'schema_version'",
@@ -93,7 +93,7 @@ fn schema_version_is_recorded_and_checked() {
     assert_eq!(
         err(&c, "SELECT atomik_seal()"),
         format!(
-            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 1: upgrade the extension",
+            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 2: upgrade the extension",
             sqlite_atomik::VERSION
         )
     );
@@ -116,80 +116,153 @@ fn seal_ships_new_cells_and_pending_only() {
     );
     assert_eq!(int(&c, "SELECT atomik_read(n) FROM t WHERE id = 2"), 6);
     assert_eq!(int(&c, "SELECT atomik_seal()"), 0);
+    assert_eq!(int(&c, "SELECT count(*) FROM atomik_dirty"), 0);
     // A NULL cell set later is a new cell too, even at the identity.
     c.execute("UPDATE t SET f = atomik_xor(0) WHERE id = 1", [])
         .unwrap();
     assert_eq!(int(&c, "SELECT atomik_seal()"), 2);
-    // The batches reach another replica: cells created, zero deltas too.
+    assert_eq!(outbox(&c), [(1, 1), (2, 2)]);
+    // Through a hub, the batches reach another replica: cells created,
+    // zero deltas too.
+    let hub = replica(T);
+    assert_eq!(
+        sync(&c, &hub),
+        3,
+        "a first sync is a snapshot: c's own three cells, as the hub has them"
+    );
+    assert!(outbox(&c).is_empty(), "acknowledged");
     let d = replica(T);
-    assert_eq!(apply(&d, &outbox(&c, 1)).unwrap(), 2);
-    assert_eq!(apply(&d, &outbox(&c, 2)).unwrap(), 1);
+    assert_eq!(sync(&d, &hub), 3, "a snapshot of three cells");
     assert_eq!(text(&d, "SELECT group_concat(id || ':' || atomik_text(n) || ':' || ifnull(atomik_text(f), '-'), ' ') FROM t"), "1:add:0:xor:0x0000000000000000 2:add:6:-");
-    assert_eq!(
-        int(&d, "SELECT atomik_digest('t', 'n')"),
-        int(&c, "SELECT atomik_digest('t', 'n')")
-    );
-    assert_eq!(
-        int(&d, "SELECT atomik_digest('t', 'f')"),
-        int(&c, "SELECT atomik_digest('t', 'f')")
-    );
-    // A remote apply is not captured as a local change.
+    for col in ["n", "f"] {
+        let q = format!("SELECT atomik_digest('t', '{col}')");
+        assert_eq!(int(&d, &q), int(&c, &q));
+        assert_eq!(int(&hub, &q), int(&c, &q));
+    }
+    // A remote apply is not captured as a local change: not in the hub's
+    // own seal, nor in the device's.
     assert_eq!(int(&d, "SELECT atomik_seal()"), 0);
+    assert_eq!(int(&hub, "SELECT atomik_seal()"), 0);
     // Primary keys of tracked rows do not change.
     assert!(err(&c, "UPDATE t SET id = 9 WHERE id = 1 RETURNING id")
         .contains("the primary key of a row of tracked table \"t\" cannot change"));
 }
 
 #[test]
-fn apply_is_exactly_once_and_gaps_are_errors() {
+fn writes_of_every_kind_are_recorded_for_the_seal() {
+    let c = replica(T);
+    // A plain UPDATE with atomik_accum, an upsert, INSERT OR REPLACE, and
+    // a write through a connection that has not loaded the extension
+    // (the triggers are plain SQL).
+    c.execute_batch(
+        "INSERT INTO t VALUES (1, atomik_add(1), NULL); SELECT atomik_seal();
+         UPDATE t SET n = atomik_accum(n, 2) WHERE id = 1;
+         INSERT INTO t VALUES (2, atomik_add(3), NULL)
+             ON CONFLICT(id) DO UPDATE SET n = atomik_accum(n, 3);
+         INSERT INTO t VALUES (2, atomik_add(4), NULL)
+             ON CONFLICT(id) DO UPDATE SET n = atomik_accum(n, 4);
+         INSERT OR REPLACE INTO t VALUES (3, atomik_add(5), NULL);",
+    )
+    .unwrap();
+    assert_eq!(
+        int(&c, "SELECT count(*) FROM atomik_dirty"),
+        3,
+        "one record per cell"
+    );
+    let hub = replica(T);
+    sync(&c, &hub);
+    assert_eq!(
+        text(
+            &hub,
+            "SELECT group_concat(id || '=' || atomik_read(n), ' ') FROM t"
+        ),
+        "1=3 2=7 3=5"
+    );
+    // Writes that cancel out ship nothing; a hot cell records once.
+    c.execute_batch(
+        "UPDATE t SET n = atomik_accum(n, 9) WHERE id = 1;
+         UPDATE t SET n = atomik_accum(n, -9) WHERE id = 1;",
+    )
+    .unwrap();
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 0);
+    for _ in 0..5 {
+        c.execute("UPDATE t SET n = atomik_accum(n, 1) WHERE id = 2", [])
+            .unwrap();
+    }
+    assert_eq!(int(&c, "SELECT count(*) FROM atomik_dirty"), 1);
+    // Untracking forgets the records and the triggers.
+    assert_eq!(int(&c, "SELECT atomik_untrack('t', 'n')"), 1);
+    assert_eq!(int(&c, "SELECT count(*) FROM atomik_dirty"), 0);
+    c.execute("UPDATE t SET n = atomik_accum(n, 1) WHERE id = 2", [])
+        .unwrap();
+    assert_eq!(int(&c, "SELECT count(*) FROM atomik_dirty"), 0);
+}
+
+#[test]
+fn uploads_are_exactly_once_and_gaps_wait() {
+    use atomik_core::codec::v2::{decode_request, decode_response, encode_request};
     let a = replica(T);
-    let b = replica(T);
+    let hub = replica(T);
     a.execute_batch("INSERT INTO t VALUES (1, atomik_add(1), NULL)")
         .unwrap();
     assert_eq!(int(&a, "SELECT atomik_seal()"), 1);
     a.execute_batch("UPDATE t SET n = atomik_accum(n, 10)")
         .unwrap();
-    assert_eq!(int(&a, "SELECT atomik_seal()"), 2);
-    let before = dump(&b);
-    let e = apply(&b, &outbox(&a, 2)).unwrap_err().to_string();
-    let site = text(&a, "SELECT atomik_site_id()");
-    assert_eq!(
-        e,
-        format!(
-            "atomik_apply: gap in batches from site {site}: have seq 0, got seq 2 (expected 1)"
-        )
-    );
-    assert_eq!(dump(&b), before, "a failed apply changes nothing");
-    assert_eq!(apply(&b, &outbox(&a, 1)).unwrap(), 1);
-    assert_eq!(apply(&b, &outbox(&a, 1)).unwrap(), 0, "duplicate");
-    assert_eq!(apply(&b, &outbox(&a, 2)).unwrap(), 1);
-    assert_eq!(apply(&b, &outbox(&a, 2)).unwrap(), 0);
-    assert_eq!(int(&b, "SELECT atomik_read(n) FROM t"), 11);
-    assert_eq!(int(&b, "SELECT atomik_pending(n) FROM t"), 0);
-    assert_eq!(apply(&a, &outbox(&a, 1)).unwrap(), 0, "own batch");
+    let full = blob(&a, "SELECT atomik_sync_request()");
+    // The same request without its first batch: seq 2 waits for seq 1.
+    let mut req = decode_request(&full).unwrap();
+    assert_eq!(req.uploads.len(), 2);
+    req.uploads.remove(0);
+    let resp = decode_response(&serve(&hub, &encode_request(&req)).unwrap()).unwrap();
+    assert_eq!(resp.ack, 0, "nothing of a applied");
+    assert_eq!(int(&hub, "SELECT count(*) FROM t"), 0);
+    // The whole request applies both; again, nothing more.
+    let resp = serve(&hub, &full).unwrap();
+    assert_eq!(decode_response(&resp).unwrap().ack, 2);
+    assert_eq!(int(&hub, "SELECT atomik_read(n) FROM t"), 11);
+    let again = serve(&hub, &full).unwrap();
+    assert_eq!(decode_response(&again).unwrap().ack, 2);
+    assert_eq!(int(&hub, "SELECT atomik_read(n) FROM t"), 11, "duplicate");
+    assert_eq!(int(&hub, "SELECT atomik_pending(n) FROM t"), 0);
+    assert_eq!(int(&hub, "SELECT count(*) FROM atomik_log"), 2);
+    // The device applies the first response and drops what it acked; the
+    // duplicate applies nothing.
+    assert_eq!(finish(&a, &resp).unwrap(), 1, "a snapshot of one cell");
+    assert!(outbox(&a).is_empty());
+    assert_eq!(finish(&a, &again).unwrap(), 0);
+    assert_eq!(int(&a, "SELECT atomik_read(n) FROM t"), 11);
 }
 
 #[test]
 fn bad_messages_are_named_and_change_nothing() {
+    let hub = replica(T);
     let a = replica(T);
     let b = replica(
         "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB); SELECT atomik_track('t', 'n');",
     );
-    b.execute_batch("INSERT INTO t VALUES (1, atomik_xor(1), NULL); SELECT atomik_seal();")
+    a.execute_batch("INSERT INTO t VALUES (1, atomik_add(1), atomik_add(2))")
         .unwrap();
-    a.execute_batch(
-        "INSERT INTO t VALUES (1, atomik_add(1), atomik_add(2)); SELECT atomik_seal();",
-    )
-    .unwrap();
-    let batch = outbox(&a, 1);
+    sync(&a, &hub);
+    let req = blob(&b, "SELECT atomik_sync_request()");
+    let resp = serve(&hub, &req).unwrap();
     let before = dump(&b);
-    let mut corrupt = batch.clone();
+    let mut corrupt = resp.clone();
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0x40;
-    let vector = blob(&a, "SELECT atomik_vector()");
+    let position = blob(&a, "SELECT atomik_vector()");
+    let v1_batch = atomik_core::codec::encode(&atomik_core::Message::Batch(atomik_core::Batch {
+        origin: atomik_core::SiteId([7; 16]),
+        seq: 1,
+        changes: atomik_core::codec::v2::decode_response(&resp)
+            .map(|r| match r.payload {
+                atomik_core::codec::v2::Payload::Snapshot(c) => c,
+                other => panic!("{other:?}"),
+            })
+            .unwrap(),
+    }));
     let cases: Vec<(Vec<u8>, String)> = vec![
         (
-            batch[..batch.len() - 3].to_vec(),
+            resp[..resp.len() - 3].to_vec(),
             "atomik_apply: atomik message checksum mismatch".into(),
         ),
         (
@@ -205,12 +278,17 @@ fn bad_messages_are_named_and_change_nothing() {
             "atomik_apply: atomik message is too short (2 bytes) to be a message".into(),
         ),
         (
-            vector,
-            "atomik_apply: expected an atomik batch or sync response message, got a vector message"
+            position,
+            "atomik_apply: expected an atomik v2 sync response message, got a v2 sync request message"
                 .into(),
         ),
         (
-            batch.clone(),
+            v1_batch,
+            "atomik_apply: atomik message has wire format version 1; this call reads version 2 (protocol v2 sync messages)"
+                .into(),
+        ),
+        (
+            resp.clone(),
             "atomik_apply: table \"t\" column \"f\" is not tracked here (atomik_track it first)"
                 .into(),
         ),
@@ -220,15 +298,18 @@ fn bad_messages_are_named_and_change_nothing() {
         assert!(e.starts_with(&want), "got {e:?}, want {want:?}");
         assert_eq!(dump(&b), before);
     }
-    // Group mismatch: b's cell 1 is xor, a's delta is add.
-    b.execute_batch("SELECT atomik_track('t', 'f')").unwrap();
-    let before = dump(&b);
+    // Group mismatch: b's cell 1 is xor, the hub's is add.
+    b.execute_batch("SELECT atomik_track('t', 'f'); INSERT INTO t VALUES (1, atomik_xor(1), NULL)")
+        .unwrap();
+    let req = blob(&b, "SELECT atomik_sync_request()");
+    let hub_before = dump(&hub);
     assert_eq!(
-        apply(&b, &batch).unwrap_err().to_string(),
-        "atomik_apply: group mismatch on t.n key 1: cell is xor, delta is add"
+        serve(&hub, &req).unwrap_err().to_string(),
+        "atomik_sync: group mismatch on t.n key 1: cell is add, delta is xor"
     );
-    assert_eq!(dump(&b), before);
+    assert_eq!(dump(&hub), hub_before, "the hub applied nothing");
     // NULL and TEXT where a message belongs.
+    let before = dump(&b);
     for f in [
         "atomik_apply",
         "atomik_sync",
@@ -249,25 +330,27 @@ fn bad_messages_are_named_and_change_nothing() {
 
 #[test]
 fn missing_rows_are_created_or_parked() {
-    let a = replica(
-        "CREATE TABLE s(sku TEXT PRIMARY KEY, name TEXT NOT NULL, q BLOB); SELECT atomik_track('s', 'q');
-         CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, note TEXT DEFAULT 'auto', PRIMARY KEY (k1, k2)); SELECT atomik_track('c', 'v');",
-    );
-    let b = replica(
-        "CREATE TABLE s(sku TEXT PRIMARY KEY, name TEXT NOT NULL, q BLOB); SELECT atomik_track('s', 'q');
-         CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, note TEXT DEFAULT 'auto', PRIMARY KEY (k1, k2)); SELECT atomik_track('c', 'v');",
-    );
+    const S: &str = "CREATE TABLE s(sku TEXT PRIMARY KEY, name TEXT NOT NULL, q BLOB); SELECT atomik_track('s', 'q');
+         CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, note TEXT DEFAULT 'auto', PRIMARY KEY (k1, k2)); SELECT atomik_track('c', 'v');";
+    let a = replica(S);
+    let hub = replica(S);
+    let b = replica(S);
     a.execute_batch(
         "INSERT INTO s VALUES ('o''k', 'apple', atomik_add(4));
          INSERT INTO c VALUES (1, 'x', atomik_xor(3), 'mine');
          SELECT atomik_seal();
-         UPDATE s SET q = atomik_accum(q, 2);
-         SELECT atomik_seal();",
+         UPDATE s SET q = atomik_accum(q, 2);",
     )
     .unwrap();
-    assert_eq!(apply(&b, &outbox(&a, 1)).unwrap(), 2);
-    assert_eq!(apply(&b, &outbox(&a, 2)).unwrap(), 1);
-    // c's row was created with its defaults; s's row cannot be (name NOT NULL).
+    // The hub cannot create s's row either (name NOT NULL): it parks.
+    sync(&a, &hub);
+    assert_eq!(int(&hub, "SELECT count(*) FROM atomik_parked"), 1);
+    assert_eq!(
+        sync(&b, &hub),
+        2,
+        "a snapshot: c's cell and the parked delta"
+    );
+    // c's row was created with its defaults; s's row cannot be.
     assert_eq!(
         text(&b, "SELECT k1 || k2 || note || atomik_read(v) FROM c"),
         "1xauto3"
@@ -319,7 +402,7 @@ fn digest_matches_core() {
 }
 
 #[test]
-fn hub_serves_retains_and_bootstraps() {
+fn hub_serves_ranges_and_bootstraps() {
     let hub = replica(T);
     let a = replica(T);
     let b = replica(T);
@@ -327,46 +410,35 @@ fn hub_serves_retains_and_bootstraps() {
         .unwrap();
     hub.execute_batch("INSERT INTO t VALUES (2, atomik_add(100), NULL)")
         .unwrap();
-    assert_eq!(sync(&a, &hub), 1, "the hub's own cell comes down");
+    assert_eq!(sync(&a, &hub), 2, "a snapshot: the hub's cell and a's own");
     assert_eq!(sync(&b, &hub), 2);
-    // a's batch is kept until b (the other registered peer) has it; b has
-    // stated it in its request, so after one more round everything folds.
-    sync(&a, &hub);
-    sync(&b, &hub);
+    // Now both hold a cursor: the next download is the log range since it,
+    // less the asker's own entries.
+    a.execute_batch("UPDATE t SET n = atomik_accum(n, 4) WHERE id = 1")
+        .unwrap();
+    assert_eq!(sync(&a, &hub), 0, "nothing new for a but its own");
+    assert_eq!(sync(&b, &hub), 1, "a's delta, as one range");
+    assert_eq!(int(&b, "SELECT atomik_read(n) FROM t WHERE id = 1"), 7);
+    let cursor = int(
+        &b,
+        "SELECT value FROM atomik_meta WHERE key = 'link_position'",
+    );
     assert_eq!(
-        int(&hub, "SELECT count(*) FROM atomik_batches"),
-        0,
-        "all folded"
+        cursor,
+        int(&hub, "SELECT value FROM atomik_meta WHERE key = 'log_end'")
     );
     // A late, duplicated response is a no-op.
     let req = blob(&a, "SELECT atomik_sync_request()");
-    let resp: Vec<u8> = hub
-        .query_row("SELECT atomik_sync(?1)", [&req], |r| r.get(0))
-        .unwrap();
-    assert_eq!(
-        a.query_row("SELECT atomik_sync_finish(?1)", [&resp], |r| r
-            .get::<_, i64>(0))
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        a.query_row("SELECT atomik_sync_finish(?1)", [&resp], |r| r
-            .get::<_, i64>(0))
-            .unwrap(),
-        0
-    );
+    let resp = serve(&hub, &req).unwrap();
+    assert_eq!(finish(&a, &resp).unwrap(), 0);
+    assert_eq!(finish(&a, &resp).unwrap(), 0);
     // A response for another replica is rejected.
-    let e = b
-        .query_row("SELECT atomik_sync_finish(?1)", [&resp], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap_err()
-        .to_string();
+    let e = finish(&b, &resp).unwrap_err().to_string();
     assert!(
         e.starts_with("atomik_sync_finish: this response answers site "),
         "{e}"
     );
-    // A new device bootstraps from a snapshot (the batches were folded).
+    // A new device bootstraps from a snapshot.
     let c = replica(T);
     c.execute_batch("INSERT INTO t VALUES (3, atomik_add(7), NULL)")
         .unwrap();
@@ -376,7 +448,7 @@ fn hub_serves_retains_and_bootstraps() {
             &c,
             "SELECT group_concat(id || '=' || atomik_text(n), ' ') FROM t"
         ),
-        "1=add:3 2=add:100 3=add:7"
+        "1=add:7 2=add:100 3=add:7"
     );
     for r in [&a, &b] {
         sync(r, &hub);
@@ -385,24 +457,74 @@ fn hub_serves_retains_and_bootstraps() {
     for r in [&a, &b, &c] {
         assert_eq!(int(r, "SELECT atomik_digest('t', 'n')"), d);
     }
-    // atomik_changes answers a vector without registering or applying.
+    // atomik_changes answers a position without applying anything.
     let v = blob(&a, "SELECT atomik_vector()");
-    let peers = int(&hub, "SELECT count(*) FROM atomik_peers");
+    let log = int(&hub, "SELECT count(*) FROM atomik_log");
     let ch: Vec<u8> = hub
         .query_row("SELECT atomik_changes(?1)", [&v], |r| r.get(0))
         .unwrap();
-    assert_eq!(int(&hub, "SELECT count(*) FROM atomik_peers"), peers);
+    assert_eq!(int(&hub, "SELECT count(*) FROM atomik_log"), log);
     assert_eq!(apply(&a, &ch).unwrap(), 0, "nothing lacking");
-    // A replica refuses its own request.
+    // Only a hub answers atomik_changes.
+    let e = err_with(&b, "SELECT atomik_changes(?1)", &v);
+    assert!(e.contains("is not a hub (it has served no sync)"), "{e}");
+    // A replica refuses its own request; a device refuses to serve.
     let own = blob(&a, "SELECT atomik_sync_request()");
-    let e = a
-        .query_row("SELECT atomik_sync(?1)", [&own], |r| r.get::<_, Vec<u8>>(0))
-        .unwrap_err()
-        .to_string();
+    let e = serve(&a, &own).unwrap_err().to_string();
     assert!(
         e.starts_with("atomik_sync: this sync request was made by this replica"),
         "{e}"
     );
+    let e = serve(&a, &blob(&b, "SELECT atomik_sync_request()"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("syncs to an upstream hub as a device, so it cannot serve others"),
+        "{e}"
+    );
+    // A hub that served first is a root: it cannot sync upward.
+    assert!(err(&hub, "SELECT atomik_sync_request()").contains("is a root hub"));
+}
+
+#[test]
+fn relays_bootstrap_then_serve() {
+    let root = replica(T);
+    let relay = replica(T);
+    let a = replica(T);
+    assert_eq!(int(&relay, "SELECT atomik_make_relay()"), 1);
+    assert_eq!(int(&relay, "SELECT atomik_make_relay()"), 0);
+    root.execute_batch("INSERT INTO t VALUES (1, atomik_add(5), NULL)")
+        .unwrap();
+    a.execute_batch("INSERT INTO t VALUES (2, atomik_add(6), NULL)")
+        .unwrap();
+    sync(&a, &relay);
+    sync(&relay, &root);
+    sync(&relay, &root);
+    sync(&a, &relay);
+    for r in [&root, &relay, &a] {
+        assert_eq!(
+            text(
+                r,
+                "SELECT group_concat(id || '=' || atomik_read(n), ' ') FROM t"
+            ),
+            "1=5 2=6"
+        );
+    }
+    // A device that already synced must bootstrap as a relay before it
+    // serves anyone.
+    let d = replica(T);
+    sync(&d, &root);
+    assert_eq!(int(&d, "SELECT atomik_make_relay()"), 1);
+    let e = serve(&d, &blob(&a, "SELECT atomik_sync_request()"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("has not yet bootstrapped from its upstream"),
+        "{e}"
+    );
+    sync(&d, &root);
+    serve(&d, &blob(&a, "SELECT atomik_sync_request()")).unwrap();
+    assert!(err(&root, "SELECT atomik_make_relay()").contains("is a root hub"));
 }
 
 #[test]
@@ -455,6 +577,11 @@ fn identity_cells_ship_once_for_every_key_kind() {
         .unwrap();
     assert_eq!(int(&a, "SELECT atomik_seal()"), 3);
     assert_eq!(int(&a, "SELECT atomik_seal()"), 0);
+    a.execute_batch(
+        "UPDATE s SET v = atomik_accum(v, 5) WHERE k = 'x'; UPDATE s SET v = atomik_accum(v, -5) WHERE k = 'x'",
+    )
+    .unwrap();
+    assert_eq!(int(&a, "SELECT atomik_seal()"), 0, "writes that cancel out");
     // A cell set from NULL later is new.
     a.execute_batch(
         "INSERT INTO c VALUES (2, 'r', NULL); UPDATE c SET v = atomik_add(0) WHERE a = 2",
@@ -467,9 +594,18 @@ fn identity_cells_ship_once_for_every_key_kind() {
          CREATE TABLE s(k TEXT PRIMARY KEY, v BLOB); SELECT atomik_track('s', 'v');
          CREATE TABLE c(a INTEGER, b TEXT, v BLOB, PRIMARY KEY (a, b)); SELECT atomik_track('c', 'v');",
     );
-    for seq in 1..=4 {
-        apply(&b, &outbox(&a, seq)).unwrap();
-    }
+    let hub = replica(
+        "CREATE TABLE i(k INTEGER PRIMARY KEY, v BLOB); SELECT atomik_track('i', 'v');
+         CREATE TABLE s(k TEXT PRIMARY KEY, v BLOB); SELECT atomik_track('s', 'v');
+         CREATE TABLE c(a INTEGER, b TEXT, v BLOB, PRIMARY KEY (a, b)); SELECT atomik_track('c', 'v');",
+    );
+    sync(&a, &hub);
+    sync(&b, &hub);
+    assert_eq!(
+        int(&hub, "SELECT atomik_seal()"),
+        0,
+        "received cells are not new"
+    );
     assert_eq!(
         int(&b, "SELECT atomik_seal()"),
         0,

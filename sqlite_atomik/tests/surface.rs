@@ -70,6 +70,7 @@ fn surface_equals_declared_list() {
         "atomik_sync_finish",
         "atomik_digest",
         "atomik_version",
+        "atomik_make_relay",
     ] {
         assert!(names.iter().any(|n| n.0 == f), "{f} missing");
     }

@@ -238,6 +238,10 @@ impl Node for DeviceProcess {
             .map(drop)
     }
 
+    fn make_relay(&mut self) -> Result<()> {
+        anyhow::bail!("W4 devices are not relays")
+    }
+
     fn sync_request(&mut self) -> Result<Vec<u8>> {
         unhex(&self.call("Q")?)
     }

@@ -12,6 +12,9 @@ pub trait Node {
     /// Apply `deltas` as one local transaction that also records `id` in
     /// the ledger.
     fn write(&mut self, id: u64, deltas: &[Delta]) -> Result<()>;
+    /// `atomik_make_relay()`: this replica will serve others and sync to
+    /// an upstream hub.
+    fn make_relay(&mut self) -> Result<()>;
     /// `atomik_sync_request()`.
     fn sync_request(&mut self) -> Result<Vec<u8>>;
     /// `atomik_sync(request)`.

@@ -139,6 +139,11 @@ impl Node for PgNode {
         Ok(())
     }
 
+    fn make_relay(&mut self) -> Result<()> {
+        self.client.query_one("SELECT atomik_make_relay()", &[])?;
+        Ok(())
+    }
+
     fn sync_request(&mut self) -> Result<Vec<u8>> {
         Ok(self
             .client

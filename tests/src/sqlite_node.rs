@@ -64,6 +64,12 @@ impl Node for SqliteNode {
         Ok(())
     }
 
+    fn make_relay(&mut self) -> Result<()> {
+        self.conn
+            .query_row("SELECT atomik_make_relay()", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+
     fn sync_request(&mut self) -> Result<Vec<u8>> {
         Ok(self
             .conn

@@ -400,8 +400,9 @@ fn run_schedule_in(config: &W4Config, seed: u64, dir: &Path) -> Result<W4Stats> 
         stats,
         faults: true,
     };
-    // A relay makes its first request before it serves anyone, so that it
-    // knows it has an upstream (ARCHITECTURE.md, "upstream intent").
+    // A relay is declared before it serves anyone (atomik_make_relay); its
+    // first request then bootstraps it from hub A.
+    s.node(HUB_B).make_relay()?;
     s.start_sync(HUB_B, HUB_A)?;
     for _ in 0..config.steps {
         s.step()?;

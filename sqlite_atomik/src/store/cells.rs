@@ -64,10 +64,10 @@ impl SqliteStore<'_> {
         Ok(())
     }
 
-    /// Record that the identity cell `t` / `key` exists on other replicas
-    /// too (shipped or received), so the seal scan does not ship it again.
-    fn note_known(&self, t: &Tracked, key: &Key) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(&t.note_known).map_err(se)?;
+    /// Forget the write record of a cell that a remote delta created (the
+    /// write trigger took it for a local write): it must not ship again.
+    fn forget_written(&self, t: &Tracked, key: &Key) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(&t.forget_dirty).map_err(se)?;
         stmt.raw_bind_parameter(1, t.cid).map_err(se)?;
         bind_key(&mut stmt, 2, key).map_err(se)?;
         stmt.raw_execute().map_err(se)?;
@@ -89,14 +89,14 @@ impl SqliteStore<'_> {
         rcv.raw_bind_parameter(2, i64::from(group.code()))
             .map_err(se)?;
         bind_key(rcv, 3, key).map_err(se)?;
-        crate::values::take_received_identity();
+        crate::values::take_created_from_null();
         let outcome = match rcv.raw_execute() {
             Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(crate::values::take_received_identity())),
+            Ok(_) => Ok(Some(crate::values::take_created_from_null())),
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(Some(true)) => self.note_known(t, key),
+            Ok(Some(true)) => self.forget_written(t, key),
             Ok(Some(false)) => Ok(()),
             Ok(None) => {
                 let value = AtomikValue::identity(group).receive(delta);
@@ -105,8 +105,7 @@ impl SqliteStore<'_> {
                     .map_err(se)?;
                 bind_key(&mut ins, 2, key).map_err(se)?;
                 match ins.raw_execute() {
-                    Ok(_) if value == AtomikValue::identity(group) => self.note_known(t, key),
-                    Ok(_) => Ok(()),
+                    Ok(_) => self.forget_written(t, key),
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == ErrorCode::ConstraintViolation =>
                     {
@@ -241,86 +240,50 @@ impl SqliteStore<'_> {
         Ok(n)
     }
 
-    /// Seal one cell: move its accumulator into its reference and record
-    /// the delta (also a zero delta: the cell is new or marked).
-    fn seal_one(
-        out: &mut Changes,
-        t: &Tracked,
-        upd: &mut CachedStatement<'_>,
-        key: &Key,
-        v: AtomikValue,
-    ) -> Result<AtomikValue> {
-        let (sealed, delta) = v.seal();
-        if delta != 0 {
-            Self::write(upd, key, &sealed)?;
-        }
-        let id = ColumnId::new(t.table.clone(), t.column.clone(), v.group());
-        out.add(&id, &t.shape, key.clone(), delta)
-            .map_err(shape_err)?;
-        Ok(sealed)
-    }
-
-    /// [`atomik_core::Store::take_pending`]: cells marked when their column
-    /// was tracked, cells with a pending accumulator, and identity cells not
-    /// yet known to other replicas (found by one scan per column).
+    /// [`atomik_core::Store::take_pending`]: the cells recorded in
+    /// `atomik_dirty` by the write triggers — never a scan of the table.
+    /// Each non-NULL one ships its accumulator (a zero delta for a new cell
+    /// at the identity, rule 3) and its reference takes the accumulator.
     pub(super) fn seal_cells(&mut self) -> Result<Changes> {
         self.drain_parked()?;
         let conn = self.conn;
         let mut out = Changes::new();
         let tracked = self.tracked_cols()?.to_vec();
         for t in &tracked {
-            let mut upd = conn.prepare_cached(&t.update_cell).map_err(se)?;
-            let marked: Vec<Key> = {
-                let mut stmt = conn.prepare_cached(&t.marks).map_err(se)?;
+            let written: Vec<(Key, bool)> = {
+                let mut stmt = conn.prepare_cached(&t.dirty_keys).map_err(se)?;
                 let mut rows = stmt.query([t.cid]).map_err(se)?;
                 let mut keys = Vec::new();
-                while let Some(row) = rows.next().map_err(se)? {
-                    keys.push(
-                        key_from_row(row, 0, &t.shape, &t.table).map_err(ProtocolError::Store)?,
-                    );
-                }
-                keys
-            };
-            if !marked.is_empty() {
-                let mut sel = conn.prepare_cached(&t.select_cell).map_err(se)?;
-                for key in marked {
-                    if let CellState::Value(v) = self.cell(t, &mut sel, &key)? {
-                        let sealed = Self::seal_one(&mut out, t, &mut upd, &key, v)?;
-                        if sealed == AtomikValue::identity(sealed.group()) {
-                            self.note_known(t, &key)?;
-                        }
-                    }
-                }
-                conn.prepare_cached("DELETE FROM atomik_new WHERE cid = ?1")
-                    .and_then(|mut s| s.execute([t.cid]))
-                    .map_err(se)?;
-            }
-            let n = t.shape.kinds().len();
-            let pending: Vec<(Key, Option<AtomikValue>)> = {
-                let mut stmt = conn.prepare_cached(&t.scan_pending).map_err(se)?;
-                let mut rows = stmt.query([t.cid]).map_err(se)?;
-                let mut cells = Vec::new();
+                let n = t.shape.kinds().len();
                 while let Some(row) = rows.next().map_err(se)? {
                     let key =
                         key_from_row(row, 0, &t.shape, &t.table).map_err(ProtocolError::Store)?;
-                    let v = stored_value(t, &key, row.get_ref(n).map_err(se)?)?;
-                    cells.push((key, v));
+                    keys.push((key, row.get::<_, i64>(n).map_err(se)? != 0));
                 }
-                cells
+                keys
             };
-            for (key, v) in pending {
-                let Some(v) = v else { continue };
-                let identity = AtomikValue::identity(v.group());
-                if v.pending() != 0 {
-                    if Self::seal_one(&mut out, t, &mut upd, &key, v)? == identity {
-                        self.note_known(t, &key)?;
+            if written.is_empty() {
+                continue;
+            }
+            let mut sel = conn.prepare_cached(&t.select_cell).map_err(se)?;
+            let mut upd = conn.prepare_cached(&t.update_cell).map_err(se)?;
+            for (key, new) in written {
+                // A cell written and then deleted or set to NULL ships nothing;
+                // one whose writes cancelled out ships nothing unless new.
+                if let CellState::Value(v) = self.cell(t, &mut sel, &key)? {
+                    let (sealed, delta) = v.seal();
+                    if delta != 0 {
+                        Self::write(&mut upd, &key, &sealed)?;
                     }
-                } else if v == identity {
-                    // A new cell at the identity (rule 3): ships once.
-                    Self::seal_one(&mut out, t, &mut upd, &key, v)?;
-                    self.note_known(t, &key)?;
+                    if delta != 0 || new {
+                        let id = ColumnId::new(t.table.clone(), t.column.clone(), v.group());
+                        out.add(&id, &t.shape, key, delta).map_err(shape_err)?;
+                    }
                 }
             }
+            conn.prepare_cached("DELETE FROM atomik_dirty WHERE cid = ?1")
+                .and_then(|mut s| s.execute([t.cid]))
+                .map_err(se)?;
         }
         Ok(out)
     }
@@ -377,12 +340,10 @@ impl SqliteStore<'_> {
             let mut upd = self.conn.prepare_cached(&t.update_cell).map_err(se)?;
             for (key, v) in self.all_cells(t)? {
                 if v.reference() != 0 {
+                    // Only the reference changes: the write trigger does not
+                    // take this for a local write.
                     let reset = AtomikValue::from_parts(v.group(), 0, v.accumulator());
                     Self::write(&mut upd, &key, &reset)?;
-                    if v.accumulator() == 0 {
-                        // An old cell, now at the identity: not new.
-                        self.note_known(t, &key)?;
-                    }
                 }
             }
         }

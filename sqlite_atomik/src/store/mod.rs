@@ -6,6 +6,7 @@
 //! [`crate::replication`]); the store itself never commits.
 
 mod cells;
+mod log;
 mod meta;
 
 use atomik_core::error::Result;

@@ -98,14 +98,25 @@ pub fn dump(c: &Connection) -> Vec<String> {
     out
 }
 
-/// The stored outbox batch `seq` of this replica.
-pub fn outbox(c: &Connection, seq: i64) -> Vec<u8> {
-    c.query_row(
-        "SELECT bytes FROM atomik_batches WHERE origin = (SELECT value FROM atomik_meta WHERE key = 'site_id') AND seq = ?1",
-        [seq],
-        |r| r.get(0),
-    )
-    .unwrap()
+/// The outbox entries (position, seq) of this replica, in order.
+pub fn outbox(c: &Connection) -> Vec<(i64, i64)> {
+    let mut s = c
+        .prepare("SELECT position, seq FROM atomik_outbox ORDER BY position")
+        .unwrap();
+    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// `atomik_sync(request)` on `hub`.
+pub fn serve(hub: &Connection, request: &[u8]) -> rusqlite::Result<Vec<u8>> {
+    hub.query_row("SELECT atomik_sync(?1)", [request], |r| r.get(0))
+}
+
+/// `atomik_sync_finish(response)` on `device`.
+pub fn finish(device: &Connection, response: &[u8]) -> rusqlite::Result<i64> {
+    device.query_row("SELECT atomik_sync_finish(?1)", [response], |r| r.get(0))
 }
 
 /// `atomik_apply(bytes)`.
