@@ -29,6 +29,7 @@ pub mod w2;
 pub mod w3;
 pub mod w5;
 pub mod w5pg;
+pub mod w7;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -101,6 +102,8 @@ pub struct BenchReport {
     pub w5_postgres: Option<w5pg::W5PgReport>,
     /// W3, when measured.
     pub w3: Option<w3::W3Report>,
+    /// W7 (the fleet), on SQLite and, when measured, PostgreSQL.
+    pub w7: w7::W7Report,
     /// Files written.
     pub files: Vec<PathBuf>,
 }
@@ -126,6 +129,8 @@ pub struct Sizes {
     pub w3_seconds: u32,
     /// W3 runs of every point.
     pub w3_reps: u32,
+    /// W7 shape.
+    pub w7: w7::W7Params,
 }
 
 impl Sizes {
@@ -145,8 +150,22 @@ impl Sizes {
             w5_pg_reps: if full { 9 } else { 3 },
             w3_seconds: if full { 15 } else { 3 },
             w3_reps: if full { 3 } else { 1 },
+            w7: w7::W7Params::standard(full),
         }
     }
+}
+
+/// Run W7 alone (`atomik bench --only w7`): write `w7.json` into the
+/// output directory and return the report.
+///
+/// # Errors
+/// As [`w7::run`]; writing the file.
+pub fn run_fleet(config: &BenchConfig, params: &w7::W7Params) -> Result<w7::W7Report> {
+    std::fs::create_dir_all(&config.out_dir)
+        .with_context(|| format!("cannot create {}", config.out_dir.display()))?;
+    let r = w7::run(params, config.seed, config.pg.as_deref())?;
+    report::write_json(&config.out_dir.join("w7.json"), &r)?;
+    Ok(r)
 }
 
 /// Run every suite, write `bench.json` and the plots, return the report.
@@ -203,6 +222,9 @@ pub fn run_sized(config: &BenchConfig, sizes: &Sizes) -> Result<BenchReport> {
         }
     }
 
+    eprintln!("W7: the fleet (SQLite hub{})", if config.pg.is_some() { ", PostgreSQL hub" } else { "" });
+    let w7 = w7::run(&sizes.w7, seed, config.pg.as_deref())?;
+
     let mut files = vec![];
     let density_svg = config.out_dir.join("bytes_vs_density.svg");
     plots::bytes_vs_density(&density_svg, &density)?;
@@ -234,6 +256,7 @@ pub fn run_sized(config: &BenchConfig, sizes: &Sizes) -> Result<BenchReport> {
         w5_sqlite,
         w5_postgres,
         w3,
+        w7,
         files,
     };
     report.headlines = headlines(&report);
@@ -338,6 +361,9 @@ pub fn headlines(r: &BenchReport) -> Vec<Headline> {
         "atomik_accum UPDATE time / n = n + 1 UPDATE time",
         r.w5_sqlite.local_write.ratio.median,
     ));
+    for (hub, figure, ratio) in &r.w7.ratios {
+        h.push(Headline::new(&format!("W7-{hub}"), figure.clone(), *ratio));
+    }
     if let Some(pg) = &r.w5_postgres {
         h.push(Headline::new(
             "W5-pg",

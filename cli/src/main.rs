@@ -63,6 +63,15 @@ struct BenchArgs {
     /// Port of the throwaway cluster.
     #[arg(long, default_value_t = 55470)]
     cluster_port: u16,
+    /// Run only this suite (`w7`: the fleet) and write its JSON.
+    #[arg(long, value_parser = ["w7"])]
+    only: Option<String>,
+    /// With `--only w7`: the fleet sizes (default 10,100,1000; 10,100,1000,10000 with --full).
+    #[arg(long, value_delimiter = ',', requires = "only")]
+    fleet: Option<Vec<usize>>,
+    /// With `--only w7`: SKUs in the hub's table (default 10,000; 100,000 with --full).
+    #[arg(long, requires = "only")]
+    skus: Option<i64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -159,6 +168,9 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
         out_dir: args.out.clone(),
         pg: args.pg.clone(),
     };
+    if args.only.is_some() {
+        return run_fleet_bench(args, &config);
+    }
     let report = if args.no_pg || args.pg.is_some() {
         run(&config)?
     } else if let Err(why) = cluster::check_pg_atomik_installed() {
@@ -180,6 +192,58 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     for file in &report.files {
         println!("wrote {}", file.display());
     }
+    Ok(())
+}
+
+/// `atomik bench --only w7`: the fleet suite on SQLite and, when it can,
+/// PostgreSQL; prints one line per (hub, N) and the ratios.
+fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Result<()> {
+    use atomik_bench::{cluster, run_fleet, w7::W7Params, BenchConfig};
+    let mut params = W7Params::standard(args.full);
+    if let Some(fleet) = &args.fleet {
+        params.fleets = fleet.clone();
+    }
+    if let Some(skus) = args.skus {
+        params.skus = skus;
+    }
+    let report = if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err() {
+        run_fleet(config, &params)?
+    } else {
+        cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {
+            run_fleet(
+                &BenchConfig {
+                    pg: Some(conninfo.to_string()),
+                    ..config.clone()
+                },
+                &params,
+            )
+        })?
+    };
+    println!("| hub | N | syncs | bytes up | bytes down | envelope up / down | cells down | hub ms mean / p90 | hub µs per cell | device ms | log / registry |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for p in &report.points {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} | {:.2} / {:.2} | {:.2} | {:.2} | {} / {} |",
+            p.hub,
+            p.devices,
+            p.syncs,
+            p.bytes_up.median,
+            p.bytes_down.median,
+            p.envelope_up.median,
+            p.envelope_down.median,
+            p.cells_down.median,
+            p.hub_ms_mean,
+            p.hub_ms.p90,
+            p.hub_us_per_cell.median,
+            p.device_ms.median,
+            p.log_entries,
+            p.registry_entries
+        );
+    }
+    for (hub, figure, ratio) in &report.ratios {
+        println!("{hub}: {figure}: {ratio:.2}");
+    }
+    println!("wrote {}", config.out_dir.join("w7.json").display());
     Ok(())
 }
 

@@ -5,8 +5,8 @@
 //! message  = "AK" | tag (2 << 4 | kind) | sites | columns | body | crc32-LE
 //! request  = sender | flags (bit 0 relays, bit 1 cursor) | [cursor hub, position]
 //!            | uploads
-//! uploads  = count | [first position] | count × upload
-//! upload   = leaf:  explicit changes                     (origin = sender, seq = position)
+//! uploads  = count | [first] | count × upload            (relay: first = first outbox position)
+//! upload   = leaf:  explicit changes                     (origin = sender; first = first seq)
 //!            relay: origin | seq | explicit changes
 //! response = to | from | flags (bit 0 base) | [base hub, base position]
 //!            | position | ack | payload kind | payload
@@ -83,7 +83,8 @@ pub struct Request {
     /// The asker's cursor into its upstream's log, if it holds one.
     pub cursor: Option<Cursor>,
     /// The asker's outbox, in position order, positions consecutive. A
-    /// leaf's entries are all its own, with `position == seq`.
+    /// leaf's entries are all its own, seqs consecutive (decoded with
+    /// `position == seq`).
     pub uploads: Vec<OutboxEntry>,
 }
 
@@ -147,9 +148,13 @@ pub struct Response {
 
 /// Encode a v2 request.
 ///
+/// A leaf's uploads are written as its consecutive seqs (their outbox
+/// positions are not sent: a hub acknowledges a leaf by seq); the decoder
+/// gives them `position == seq`.
+///
 /// # Panics
 /// When a leaf request (`relays == false`) uploads an entry of another
-/// origin or whose position differs from its seq, or when the upload
+/// origin or seqs that are not consecutive, or when a relay's upload
 /// positions are not consecutive: the protocol never builds one.
 pub fn encode_request(req: &Request) -> Vec<u8> {
     let mut sites = vec![req.site];
@@ -167,21 +172,23 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
     }
     put_u64(&mut out, req.uploads.len() as u64);
     if let Some(first) = req.uploads.first() {
-        put_u64(&mut out, first.position);
+        // A leaf's uploads are its own consecutive seqs: the first seq
+        // names them all. A relay's are consecutive outbox positions.
+        put_u64(&mut out, if req.relays { first.position } else { first.seq });
     }
     for (i, u) in req.uploads.iter().enumerate() {
-        assert_eq!(
-            u.position,
-            req.uploads[0].position + i as u64,
-            "outbox positions are consecutive"
-        );
         if req.relays {
+            assert_eq!(
+                u.position,
+                req.uploads[0].position + i as u64,
+                "outbox positions are consecutive"
+            );
             put_u64(&mut out, dict.site(&u.origin));
             put_u64(&mut out, u.seq);
         } else {
             assert!(
-                u.origin == req.site && u.seq == u.position,
-                "a leaf uploads only its own batches"
+                u.origin == req.site && u.seq == req.uploads[0].seq + i as u64,
+                "a leaf uploads only its own batches, in seq order"
             );
         }
         put_changes(&mut out, &dict, &u.changes, Blocks::Explicit);
@@ -312,7 +319,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
     let n = r.count(2, "uploads")?;
     let mut uploads = Vec::with_capacity(n);
     if n > 0 {
-        let first = read_seq(&mut r, "first upload position")?;
+        let first = read_seq(&mut r, "first upload")?;
         for i in 0..n as u64 {
             let position = first.checked_add(i).ok_or_else(|| {
                 DecodeError::Malformed("upload position overflows 64 bits".to_string())

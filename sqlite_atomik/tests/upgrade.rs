@@ -1,0 +1,84 @@
+//! Databases written by the previous release (schema version 1, protocol
+//! v1) open in this one: they are upgraded in place to schema version 2
+//! and keep replicating. The fixtures are the hub and one device of an
+//! `atomik demo --devices 2 --rounds 2 --skus 40` run of atomik 0.1.0
+//! (commit cd10d3f), converged.
+
+mod common;
+use common::*;
+
+fn copy(name: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let to = dir.join(name);
+    std::fs::copy(from, &to).unwrap();
+    to
+}
+
+#[test]
+fn v1_databases_upgrade_and_keep_syncing() {
+    let dir = temp_dir("upgrade");
+    let hub = file(&copy("v1_hub.sqlite", &dir));
+    let device = file(&copy("v1_device.sqlite", &dir));
+    let digest = "SELECT atomik_digest('inventory', 'qty')";
+    // Nothing is lost: the same values before and after the upgrade (the
+    // digest reads the cells; the first atomik call upgrades).
+    let (hub_site, device_site) = (
+        text(&hub, "SELECT atomik_site_id()"),
+        text(&device, "SELECT atomik_site_id()"),
+    );
+    assert_eq!(hub_site.len(), 32);
+    assert_ne!(hub_site, device_site);
+    for c in [&hub, &device] {
+        assert_eq!(
+            int(c, "SELECT value FROM atomik_meta WHERE key = 'schema_version'"),
+            2
+        );
+        assert_eq!(int(c, "SELECT count(*) FROM atomik_vector"), 0, "v1 state emptied");
+    }
+    assert_eq!(int(&hub, digest), int(&device, digest), "converged in v1");
+    // The hub's registry is its v1 vector: the device's batches are known.
+    let device_seq = int(
+        &hub,
+        &format!("SELECT seq FROM atomik_registry WHERE hex(site) = upper('{device_site}')"),
+    );
+    assert!(device_seq > 0);
+    assert_eq!(
+        int(&device, "SELECT value FROM atomik_settings WHERE name = 'v2_own_seq'"),
+        device_seq,
+        "the device continues its own seqs"
+    );
+    assert_eq!(
+        int(&hub, "SELECT count(*) FROM atomik_settings WHERE name IN ('v2_hub', 'v2_root')"),
+        2,
+        "a v1 hub without upstream is a v2 root"
+    );
+    // Both keep replicating: a new sale on the device, a restock on the
+    // hub; the device's first v2 sync is a snapshot (no cursor yet).
+    device
+        .execute("UPDATE inventory SET qty = atomik_accum(qty, -2) WHERE sku = 3", [])
+        .unwrap();
+    hub.execute("UPDATE inventory SET qty = atomik_accum(qty, 50) WHERE sku = 5", [])
+        .unwrap();
+    let before = int(&device, "SELECT atomik_read(qty) FROM inventory WHERE sku = 3");
+    sync(&device, &hub);
+    assert_eq!(
+        int(&hub, "SELECT atomik_read(qty) FROM inventory WHERE sku = 3"),
+        before,
+        "the sale reached the hub once"
+    );
+    assert_eq!(int(&hub, digest), int(&device, digest));
+    assert_eq!(
+        int(&device, "SELECT atomik_pending(qty) FROM inventory WHERE sku = 3"),
+        0
+    );
+    assert_eq!(
+        int(
+            &hub,
+            &format!("SELECT seq FROM atomik_registry WHERE hex(site) = upper('{device_site}')")
+        ),
+        device_seq + 1,
+        "one more batch of the device, exactly once"
+    );
+}
