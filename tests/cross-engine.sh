@@ -35,10 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 "$ROOT/pg_atomik/scripts/cluster.sh" start "$WORK/cluster" "$PORT"
-export ATOMIK_PG_HOST="$WORK/cluster/sock" ATOMIK_PG_PORT="$PORT"
+export ATOMIK_PG_HOST="$WORK/cluster/sock" ATOMIK_PG_PORT="$PORT" ATOMIK_PG_DIR="$WORK/cluster"
 export ATOMIK_BIN="$ROOT/target/release/atomik"
 
-step "cross-engine tests: golden script on both engines, W4 with PostgreSQL hubs"
+step "cross-engine tests: golden script on both engines, W4 with PostgreSQL hubs, atomik serve across a database restart"
 cargo test --locked --release -p atomik-cross-engine -- --include-ignored --nocapture
 
 step "atomik demo with a PostgreSQL hub"

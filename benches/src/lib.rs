@@ -222,7 +222,14 @@ pub fn run_sized(config: &BenchConfig, sizes: &Sizes) -> Result<BenchReport> {
         }
     }
 
-    eprintln!("W7: the fleet (SQLite hub{})", if config.pg.is_some() { ", PostgreSQL hub" } else { "" });
+    eprintln!(
+        "W7: the fleet (SQLite hub{})",
+        if config.pg.is_some() {
+            ", PostgreSQL hub"
+        } else {
+            ""
+        }
+    );
     let w7 = w7::run(&sizes.w7, seed, config.pg.as_deref())?;
 
     let mut files = vec![];
@@ -470,6 +477,14 @@ mod tests {
             w5_pg_reps: 1,
             w3_seconds: 1,
             w3_reps: 1,
+            w7: w7::W7Params {
+                skus: 100,
+                fleets: vec![5, 20],
+                rounds: 1,
+                sales: 3,
+                silent: 0.1,
+                full_devices: 2,
+            },
         };
         let r = run_sized(&config, &sizes).unwrap();
         assert!(r
@@ -485,6 +500,7 @@ mod tests {
             "w2",
             "density",
             "w5_sqlite",
+            "w7",
             "headlines",
             "machine",
             "date",

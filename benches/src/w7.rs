@@ -256,7 +256,10 @@ impl Hub for PgHub {
     fn values(&mut self) -> Result<Vec<(i64, i64)>> {
         Ok(self
             .client
-            .query("SELECT sku, atomik_read(qty) FROM inventory ORDER BY sku", &[])?
+            .query(
+                "SELECT sku, atomik_read(qty) FROM inventory ORDER BY sku",
+                &[],
+            )?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
@@ -352,7 +355,8 @@ impl Device {
     fn values(&mut self) -> Result<Option<Vec<(i64, i64)>>> {
         match self {
             Device::Full(c) => {
-                let mut s = c.prepare("SELECT sku, atomik_read(qty) FROM inventory ORDER BY sku")?;
+                let mut s =
+                    c.prepare("SELECT sku, atomik_read(qty) FROM inventory ORDER BY sku")?;
                 let rows = s
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
@@ -394,7 +398,9 @@ pub fn run_on(
     let mut points = vec![];
     for &n in &params.fleets {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ n as u64);
-        let opening: Vec<i64> = (0..params.skus).map(|_| rng.random_range(50..500)).collect();
+        let opening: Vec<i64> = (0..params.skus)
+            .map(|_| rng.random_range(50..500))
+            .collect();
         let mut hub = make_hub(&opening, n)?;
         let zipf = Zipf::new(params.skus as f64, 1.1)?;
         let mut devices: Vec<Device> = (0..n)
@@ -455,10 +461,10 @@ pub fn run_on(
             }
         }
         // The full devices catch up once more, then everyone must agree.
-        for i in 0..params.full_devices.min(n) {
-            let req = devices[i].request(99)?;
+        for d in devices.iter_mut().take(params.full_devices) {
+            let req = d.request(99)?;
             let resp = hub.serve(&req)?;
-            devices[i].finish(&resp)?;
+            d.finish(&resp)?;
         }
         let values = hub.values()?;
         let want: Vec<(i64, i64)> = expected
@@ -513,13 +519,41 @@ pub fn ratios(points: &[W7Point]) -> Vec<(String, String, f64)> {
         }
         let label = |f: &str| format!("{f}, N={} / N={}", large.devices, small.devices);
         let figures: [(&str, f64, f64); 7] = [
-            ("envelope bytes up (median)", large.envelope_up.median, small.envelope_up.median),
-            ("envelope bytes down (median)", large.envelope_down.median, small.envelope_down.median),
-            ("bytes up (median)", large.bytes_up.median, small.bytes_up.median),
-            ("bytes down (median)", large.bytes_down.median, small.bytes_down.median),
-            ("hub time per sync (mean)", large.hub_ms_mean, small.hub_ms_mean),
-            ("hub time per sync (p90)", large.hub_ms.p90, small.hub_ms.p90),
-            ("hub time per cell moved (median)", large.hub_us_per_cell.median, small.hub_us_per_cell.median),
+            (
+                "envelope bytes up (median)",
+                large.envelope_up.median,
+                small.envelope_up.median,
+            ),
+            (
+                "envelope bytes down (median)",
+                large.envelope_down.median,
+                small.envelope_down.median,
+            ),
+            (
+                "bytes up (median)",
+                large.bytes_up.median,
+                small.bytes_up.median,
+            ),
+            (
+                "bytes down (median)",
+                large.bytes_down.median,
+                small.bytes_down.median,
+            ),
+            (
+                "hub time per sync (mean)",
+                large.hub_ms_mean,
+                small.hub_ms_mean,
+            ),
+            (
+                "hub time per sync (p90)",
+                large.hub_ms.p90,
+                small.hub_ms.p90,
+            ),
+            (
+                "hub time per cell moved (median)",
+                large.hub_us_per_cell.median,
+                small.hub_us_per_cell.median,
+            ),
         ];
         for (f, a, b) in figures {
             out.push((hub.to_string(), label(f), crate::stats::ratio(a, b)));

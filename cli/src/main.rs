@@ -138,6 +138,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
     listen: String,
+    /// Connections in the pool to a PostgreSQL hub (a SQLite hub is one
+    /// connection).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pool: u16,
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -154,7 +158,11 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Demo(args) => run_demo(&args),
         Command::Sync(args) => run_sync(&args),
-        Command::Serve(args) => serve::run(&HubUrl::parse(&args.hub)?, &args.listen),
+        Command::Serve(args) => serve::run(
+            &HubUrl::parse(&args.hub)?,
+            &args.listen,
+            usize::from(args.pool),
+        ),
         Command::Bench(args) => run_bench(&args),
         Command::Abench(args) => run_abench(&args),
     }
@@ -206,7 +214,8 @@ fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Resu
     if let Some(skus) = args.skus {
         params.skus = skus;
     }
-    let report = if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err() {
+    let report = if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err()
+    {
         run_fleet(config, &params)?
     } else {
         cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {

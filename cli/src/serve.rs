@@ -6,6 +6,14 @@
 //!   that is empty, too large, or refused by the hub gets a 4xx with the
 //!   reason as text; the hub applies nothing of it.
 //! * `GET /health` — `ok`, the version, and the hub's site id.
+//!
+//! A SQLite hub is one connection, used by one sync at a time. A
+//! PostgreSQL hub is served from a pool of connections (deadpool-postgres
+//! over tokio-postgres), so syncs of different devices run on different
+//! connections, and a connection that broke (the database restarted) is
+//! replaced: a sync that meets a broken connection is retried once on a
+//! fresh one — safe, because a repeated sync request is a harmless
+//! duplicate (uploads apply exactly once, a stale answer is a no-op).
 
 use std::sync::{Arc, Mutex};
 
@@ -20,24 +28,96 @@ use axum::Router;
 use crate::hub::{now_secs, HubUrl, MAX_MESSAGE_BYTES};
 use crate::replica::Replica;
 
-type SharedHub = Arc<Mutex<Box<dyn Replica + Send>>>;
+/// What `atomik serve` serves from.
+#[derive(Clone)]
+pub enum Backend {
+    /// A hub opened in this process (SQLite), one sync at a time.
+    Local(Arc<Mutex<Box<dyn Replica + Send>>>),
+    /// A pool of connections to a PostgreSQL hub.
+    Pool(deadpool_postgres::Pool),
+}
 
-/// The router over an opened hub, refusing bodies over `max_body` bytes.
-pub fn router(hub: Box<dyn Replica + Send>, max_body: usize) -> Router {
-    let state: SharedHub = Arc::new(Mutex::new(hub));
+impl Backend {
+    /// A backend for one opened hub.
+    pub fn local(hub: Box<dyn Replica + Send>) -> Self {
+        Backend::Local(Arc::new(Mutex::new(hub)))
+    }
+
+    /// A pool of up to `size` connections to the PostgreSQL hub at `url`
+    /// (connections open on first use).
+    ///
+    /// # Errors
+    /// A URL that is not a valid connection string.
+    pub fn postgres(url: &str, size: usize) -> Result<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .with_context(|| format!("{url} is not a PostgreSQL connection URL"))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(size)
+            .build()
+            .context("cannot build the connection pool")?;
+        Ok(Backend::Pool(pool))
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Local(_) => f.write_str("Backend::Local"),
+            Backend::Pool(p) => write!(f, "Backend::Pool({:?})", p.status()),
+        }
+    }
+}
+
+/// Why a sync or health check failed.
+enum Failure {
+    /// The hub refused the request (it applied nothing): 422.
+    Refused(String),
+    /// The hub could not be reached: 503.
+    Unavailable(String),
+    /// A bug: 500.
+    Internal(String),
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Refused(m) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{m}\n")),
+            Failure::Unavailable(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("hub unavailable: {m}\n"),
+            ),
+            Failure::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{m}\n")),
+        }
+        .into_response()
+    }
+}
+
+/// The router over a backend, refusing bodies over `max_body` bytes.
+pub fn router(backend: Backend, max_body: usize) -> Router {
     Router::new()
         .route("/sync", post(sync))
         .route("/health", get(health))
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+        .with_state(backend)
 }
 
 /// Serve `hub` on `listen` until interrupted.
 ///
 /// # Errors
 /// The hub cannot be opened or the address cannot be bound.
-pub fn run(hub: &HubUrl, listen: &str) -> Result<()> {
-    let replica = hub.open_local()?;
+pub fn run(hub: &HubUrl, listen: &str, pool: usize) -> Result<()> {
+    let backend = match hub {
+        HubUrl::Postgres(url) => Backend::postgres(url, pool)?,
+        other => Backend::local(other.open_local()?),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -46,7 +126,7 @@ pub fn run(hub: &HubUrl, listen: &str) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         eprintln!("atomik serve: {hub:?} on http://{}", listener.local_addr()?);
-        axum::serve(listener, router(replica, MAX_MESSAGE_BYTES))
+        axum::serve(listener, router(backend, MAX_MESSAGE_BYTES))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -55,7 +135,7 @@ pub fn run(hub: &HubUrl, listen: &str) -> Result<()> {
     })
 }
 
-async fn sync(State(hub): State<SharedHub>, body: Bytes) -> Response {
+async fn sync(State(backend): State<Backend>, body: Bytes) -> Response {
     if body.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
@@ -63,42 +143,86 @@ async fn sync(State(hub): State<SharedHub>, body: Bytes) -> Response {
         )
             .into_response();
     }
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut hub = hub
-            .lock()
-            .map_err(|_| anyhow::anyhow!("hub lock poisoned"))?;
-        hub.serve_sync(&body, now_secs())
-    })
-    .await;
+    let answer = match backend {
+        Backend::Local(hub) => local_call(hub, move |h| h.serve_sync(&body, now_secs())).await,
+        Backend::Pool(pool) => pool_call(&pool, "SELECT atomik_sync($1)", Some(&body))
+            .await
+            .map(|row| row.get::<_, Vec<u8>>(0)),
+    };
     match answer {
-        Ok(Ok(bytes)) => {
-            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
-        }
-        Ok(Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}\n")).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("sync task failed: {e}\n"),
-        )
-            .into_response(),
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(f) => f.into_response(),
     }
 }
 
-async fn health(State(hub): State<SharedHub>) -> Response {
-    let site = tokio::task::spawn_blocking(move || {
-        hub.lock()
-            .map_err(|_| anyhow::anyhow!("hub lock poisoned"))
-            .and_then(|mut h| h.site_id())
+async fn health(State(backend): State<Backend>) -> Response {
+    let site = match backend {
+        Backend::Local(hub) => local_call(hub, |h| h.site_id()).await,
+        Backend::Pool(pool) => pool_call(&pool, "SELECT atomik_site_id()", None)
+            .await
+            .map(|row| row.get::<_, String>(0)),
+    };
+    match site {
+        Ok(site) => format!("ok atomik {} site {site}\n", atomik_core::VERSION).into_response(),
+        Err(Failure::Refused(m)) => Failure::Unavailable(m).into_response(),
+        Err(f) => f.into_response(),
+    }
+}
+
+/// Run `f` on the local hub, off the async threads.
+async fn local_call<T: Send + 'static>(
+    hub: Arc<Mutex<Box<dyn Replica + Send>>>,
+    f: impl FnOnce(&mut Box<dyn Replica + Send>) -> Result<T> + Send + 'static,
+) -> Result<T, Failure> {
+    let r = tokio::task::spawn_blocking(move || {
+        let mut hub = hub
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub lock poisoned"))?;
+        f(&mut hub)
     })
     .await;
-    match site {
-        Ok(Ok(site)) => format!("ok atomik {} site {site}\n", atomik_core::VERSION).into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("hub unavailable: {e:#}\n"),
-        )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Failure::Refused(format!("{e:#}"))),
+        Err(e) => Err(Failure::Internal(format!("sync task failed: {e}"))),
     }
+}
+
+/// Run one statement (with the request as `$1`, if any) on a pooled
+/// connection; a connection that turns out broken is dropped and the
+/// statement retried once on a fresh one.
+async fn pool_call(
+    pool: &deadpool_postgres::Pool,
+    sql: &str,
+    arg: Option<&Bytes>,
+) -> Result<tokio_postgres::Row, Failure> {
+    let mut last = String::new();
+    for _ in 0..2 {
+        let client = match pool.get().await {
+            Ok(c) => c,
+            Err(e) => return Err(Failure::Unavailable(e.to_string())),
+        };
+        let result = match arg {
+            Some(body) => client.query_one(sql, &[&body.as_ref()]).await,
+            None => client.query_one(sql, &[]).await,
+        };
+        match result {
+            Ok(row) => return Ok(row),
+            Err(e) => {
+                if let Some(db) = e.as_db_error() {
+                    return Err(Failure::Refused(db.message().to_string()));
+                }
+                last = e.to_string();
+                if !client.is_closed() {
+                    return Err(Failure::Unavailable(last));
+                }
+                // A broken connection (the server restarted): deadpool
+                // drops it on return; try once more on a new one.
+                drop(deadpool_postgres::Object::take(client));
+            }
+        }
+    }
+    Err(Failure::Unavailable(last))
 }
 
 #[cfg(test)]
@@ -118,7 +242,7 @@ mod tests {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        rt.spawn(async move { axum::serve(listener, router(hub, max_body)).await });
+        rt.spawn(async move { axum::serve(listener, router(Backend::local(hub), max_body)).await });
         (format!("http://{addr}"), rt)
     }
 

@@ -32,10 +32,17 @@ fn v1_databases_upgrade_and_keep_syncing() {
     assert_ne!(hub_site, device_site);
     for c in [&hub, &device] {
         assert_eq!(
-            int(c, "SELECT value FROM atomik_meta WHERE key = 'schema_version'"),
+            int(
+                c,
+                "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
+            ),
             2
         );
-        assert_eq!(int(c, "SELECT count(*) FROM atomik_vector"), 0, "v1 state emptied");
+        assert_eq!(
+            int(c, "SELECT count(*) FROM atomik_vector"),
+            0,
+            "v1 state emptied"
+        );
     }
     assert_eq!(int(&hub, digest), int(&device, digest), "converged in v1");
     // The hub's registry is its v1 vector: the device's batches are known.
@@ -45,23 +52,38 @@ fn v1_databases_upgrade_and_keep_syncing() {
     );
     assert!(device_seq > 0);
     assert_eq!(
-        int(&device, "SELECT value FROM atomik_settings WHERE name = 'v2_own_seq'"),
+        int(
+            &device,
+            "SELECT value FROM atomik_settings WHERE name = 'v2_own_seq'"
+        ),
         device_seq,
         "the device continues its own seqs"
     );
     assert_eq!(
-        int(&hub, "SELECT count(*) FROM atomik_settings WHERE name IN ('v2_hub', 'v2_root')"),
+        int(
+            &hub,
+            "SELECT count(*) FROM atomik_settings WHERE name IN ('v2_hub', 'v2_root')"
+        ),
         2,
         "a v1 hub without upstream is a v2 root"
     );
     // Both keep replicating: a new sale on the device, a restock on the
     // hub; the device's first v2 sync is a snapshot (no cursor yet).
     device
-        .execute("UPDATE inventory SET qty = atomik_accum(qty, -2) WHERE sku = 3", [])
+        .execute(
+            "UPDATE inventory SET qty = atomik_accum(qty, -2) WHERE sku = 3",
+            [],
+        )
         .unwrap();
-    hub.execute("UPDATE inventory SET qty = atomik_accum(qty, 50) WHERE sku = 5", [])
-        .unwrap();
-    let before = int(&device, "SELECT atomik_read(qty) FROM inventory WHERE sku = 3");
+    hub.execute(
+        "UPDATE inventory SET qty = atomik_accum(qty, 50) WHERE sku = 5",
+        [],
+    )
+    .unwrap();
+    let before = int(
+        &device,
+        "SELECT atomik_read(qty) FROM inventory WHERE sku = 3",
+    );
     sync(&device, &hub);
     assert_eq!(
         int(&hub, "SELECT atomik_read(qty) FROM inventory WHERE sku = 3"),
@@ -70,7 +92,10 @@ fn v1_databases_upgrade_and_keep_syncing() {
     );
     assert_eq!(int(&hub, digest), int(&device, digest));
     assert_eq!(
-        int(&device, "SELECT atomik_pending(qty) FROM inventory WHERE sku = 3"),
+        int(
+            &device,
+            "SELECT atomik_pending(qty) FROM inventory WHERE sku = 3"
+        ),
         0
     );
     assert_eq!(

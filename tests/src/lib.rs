@@ -18,5 +18,6 @@ pub mod golden;
 pub mod node;
 pub mod pg_node;
 pub mod schema;
+pub mod serve;
 pub mod sqlite_node;
 pub mod w4;

@@ -20,12 +20,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{BufRead, BufReader, Read as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use atomik_core::AtomikValue;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,6 +32,7 @@ use crate::device::{encode_deltas, DeviceProcess};
 use crate::node::{is_transient, Node, Row};
 use crate::pg_node::{PgCluster, PgNode};
 use crate::schema::{Column, Delta};
+use crate::serve::ServeProcess;
 use crate::sqlite_node::SqliteNode;
 
 /// Hub A, the root.
@@ -202,65 +201,6 @@ struct Envelope {
     bytes: Vec<u8>,
 }
 
-/// `atomik serve` in front of a hub, on a loopback port it picked.
-#[derive(Debug)]
-struct ServeProcess {
-    child: Child,
-    url: String,
-}
-
-impl ServeProcess {
-    fn start(program: &Path, hub: &str) -> Result<Self> {
-        let mut child = Command::new(program)
-            .args(["serve", "--hub", hub, "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", program.display()))?;
-        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-        let mut lines = BufReader::new(stderr);
-        let mut first = String::new();
-        lines.read_line(&mut first)?;
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .ok_or_else(|| anyhow!("atomik serve did not start: {first:?}"))?
-            .to_string();
-        // Keep draining its stderr so that it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = lines.read_to_string(&mut sink);
-        });
-        Ok(ServeProcess { child, url })
-    }
-
-    fn exchange(&self, request: &[u8]) -> Result<Vec<u8>> {
-        match ureq::post(&format!("{}/sync", self.url))
-            .set("Content-Type", "application/octet-stream")
-            .send_bytes(request)
-        {
-            Ok(resp) => {
-                let mut body = Vec::new();
-                resp.into_reader().read_to_end(&mut body)?;
-                Ok(body)
-            }
-            Err(ureq::Error::Status(code, resp)) => {
-                let reason = resp.into_string().unwrap_or_default();
-                bail!("atomik serve answered {code}: {}", reason.trim())
-            }
-            Err(e) => Err(e).context("cannot reach atomik serve"),
-        }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The exact expected content: group-sums of every committed delta.
 #[derive(Debug, Default)]
 struct Oracle {
@@ -366,7 +306,7 @@ fn run_schedule_in(config: &W4Config, seed: u64, dir: &Path) -> Result<W4Stats> 
         _ => Box::new(SqliteNode::open(&dir.join("hub-b.sqlite"))?),
     };
     let serve = match &config.serve_program {
-        Some(program) => Some(ServeProcess::start(program, &hub_a_url)?),
+        Some(program) => Some(ServeProcess::start(program, &hub_a_url, &[])?),
         None => None,
     };
     let n_devices = rng.random_range(5..=8);
