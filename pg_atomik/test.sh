@@ -10,10 +10,12 @@
 #    checks that the install script checked in under sql/ is the generated one;
 # 4. starts a throwaway cluster as postgres (private port and socket dir
 #    under /tmp), runs the pg_regress golden tests (test/sql, test/expected),
-#    the pg_isolation_regress specs (test/isolation), the 0.1.0 -> current
-#    upgrade check (scripts/upgrade_check.sh), a pg_dump / pg_restore
-#    round trip, and the tokio-postgres concurrency test (client/); stops
-#    the cluster (also on failure, by trap);
+#    the pg_isolation_regress specs (test/isolation), the upgrade check
+#    (scripts/upgrade_check.sh: 0.1.0 -> 0.2.0 -> current and 0.2.0 ->
+#    current equal a fresh install; protocol v1 state migrates and
+#    converges over v2), a pg_dump / pg_restore round trip, and the
+#    tokio-postgres concurrency test (client/); stops the cluster (also on
+#    failure, by trap);
 # 5. runs the deferred-path crash test (scripts/crash_deferred.sh: its own
 #    cluster with pg_atomik preloaded, immediate shutdowns at random points).
 set -euo pipefail
@@ -103,7 +105,7 @@ as_pg "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress"
     exit 1
 }
 
-step "upgrade 0.1.0 -> $VERSION equals a fresh install"
+step "upgrades 0.1.0 -> 0.2.0 -> $VERSION and 0.2.0 -> $VERSION equal a fresh install; v1 state migrates"
 "$HERE/scripts/upgrade_check.sh" "$BIN" "$SOCK" "$PORT" "$VERSION"
 
 step "pg_dump / pg_restore round trip"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pg_dump / pg_restore of a database with atomik columns and replication
-# state: every value (byte for byte), the site id, the vector and the
-# tracked set survive. Usage: dump_restore.sh BINDIR SOCKDIR PORT WORKDIR
+# state: every value (byte for byte), the site id, the protocol v2 state
+# (position, outbox, settings), the tracked set and the record of written
+# cells survive. Usage: dump_restore.sh BINDIR SOCKDIR PORT WORKDIR
 set -euo pipefail
 BIN=$1 SOCK=$2 PORT=$3 WORK=$4
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -19,7 +20,9 @@ UPDATE inv SET stock = stock + 7 WHERE id % 10 = 0;
 SQL
 state="SELECT atomik_site_id(), encode(atomik_vector(), 'hex'),
        (SELECT string_agg(table_name || '.' || column_name, ',') FROM atomik.tracked),
-       (SELECT count(*) FROM atomik.batches),
+       (SELECT string_agg(position || ':' || seq || ':' || md5(bytes), ',' ORDER BY position) FROM atomik.outbox),
+       (SELECT string_agg(name || '=' || value, ',' ORDER BY name) FROM atomik.settings),
+       (SELECT count(*) FROM atomik.dirty),
        (SELECT md5(string_agg(id || ':' || coalesce(encode(atomik_bytes(stock), 'hex'), '-') || ':' ||
                               coalesce(encode(atomik_bytes(flags), 'hex'), '-'), ',' ORDER BY id)) FROM inv)"
 before=$(psql -d atomik_dump_src -c "$state")
@@ -32,8 +35,9 @@ if [ "$before" != "$after" ]; then
     echo " after:  $after" >&2
     exit 1
 fi
-# The restored replica keeps working: the pending writes seal as seq 2.
+# The restored replica keeps working: the pending writes (recorded in
+# atomik.dirty, which was dumped) seal as seq 2.
 seq=$(psql -d atomik_dump_dst -c "SELECT atomik_seal()")
 [ "$seq" = 2 ] || { echo "restored replica sealed seq $seq, expected 2" >&2; exit 1; }
 psql -d postgres -c "DROP DATABASE atomik_dump_src" -c "DROP DATABASE atomik_dump_dst"
-echo "pg_dump / pg_restore: values, site id, vector, tracked set and batches preserved"
+echo "pg_dump / pg_restore: values, site id, position, outbox, settings, tracked set and dirty record preserved"

@@ -52,12 +52,15 @@ pub fn protocol_code(e: &ProtocolError) -> PgSqlErrorCode {
         ProtocolError::Untracked { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
         ProtocolError::GroupMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         ProtocolError::KeyShape { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-        ProtocolError::NotAddressedHere { .. } | ProtocolError::OwnRequest(_) => {
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-        }
+        ProtocolError::NotAddressedHere { .. }
+        | ProtocolError::OwnRequest(_)
+        | ProtocolError::RelayUpstream { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         ProtocolError::StaleSnapshot { .. }
         | ProtocolError::RootHub(_)
-        | ProtocolError::UpstreamCycle(_) => {
+        | ProtocolError::UpstreamCycle(_)
+        | ProtocolError::NotAHub(_)
+        | ProtocolError::NotServing(_)
+        | ProtocolError::RelayBootstrapping(_) => {
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
         }
         ProtocolError::Store(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,

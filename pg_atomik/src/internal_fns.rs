@@ -67,6 +67,31 @@ pub mod atomik {
         Atomik(cell.0.seal().0)
     }
 
+    /// True when a write took the cell's accumulator from the identity to
+    /// something else: the first local write since the cell was sealed,
+    /// the one that must record it as dirty (the `WHEN` clause of the
+    /// `atomik_acc_<column>` triggers; NULL cells are the new-cell
+    /// triggers' business, so strict).
+    #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
+    fn dirtied(old: Atomik, new: Atomik) -> bool {
+        old.0.pending() == 0 && new.0.pending() != 0
+    }
+
+    /// Trigger function of the `atomik_acc_<column>` triggers that
+    /// `atomik_track` installs: records the written cell in `atomik.dirty`
+    /// with a heap insert (see [`crate::dirty`]). Arguments: wire table
+    /// name, column name, key column names.
+    #[pg_trigger]
+    fn mark_dirty<'a>(
+        trigger: &'a pgrx::PgTrigger<'a>,
+    ) -> Result<
+        Option<pgrx::heap_tuple::PgHeapTuple<'a, pgrx::AllocatedByPostgres>>,
+        pgrx::PgTriggerError,
+    > {
+        crate::dirty::record(trigger.trigger_data());
+        Ok(None)
+    }
+
     /// The reference word.
     #[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
     fn reference(cell: Atomik) -> i64 {
@@ -105,7 +130,8 @@ pub mod atomik {
     }
 }
 
-// The schema's state tables and the new-cell trigger function.
+// The schema's state tables and the trigger functions that record written
+// cells.
 pgrx::extension_sql_file!(
     "state_tables.sql",
     name = "state_tables",

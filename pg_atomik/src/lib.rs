@@ -9,7 +9,8 @@
 //! * [`datum`] — the fixed-length type and its datum conversions;
 //! * [`value_fns`] — pure value functions, operators, casts, `atomik_fold`;
 //! * [`internal_fns`] — helpers in schema `atomik` the store's SQL calls;
-//! * [`store`] — `atomik_core::Store` over SPI;
+//! * [`store`] — `atomik_core::LogStore` (protocol v2 storage) over SPI;
+//! * [`dirty`] — the trigger that records cells written since a seal;
 //! * [`replication`] / [`tracking`] — the replication SQL functions;
 //! * [`deferred`] — lock-free deferred accumulation, its fold and worker;
 //! * [`errors`], [`subxact`] — SQLSTATE mapping and subtransactions.
@@ -20,6 +21,7 @@ pgrx::pg_module_magic!();
 
 pub mod datum;
 pub mod deferred;
+pub mod dirty;
 pub mod errors;
 pub mod internal_fns;
 pub mod replication;

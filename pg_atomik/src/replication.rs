@@ -1,14 +1,15 @@
-//! The replication functions of DESIGN.md §4. Each takes this database's
-//! replication lock, runs one `atomik_core::protocol` call over
-//! [`PgStore`] in the caller's transaction, and raises the call's error —
-//! which rolls back everything the call did. None is `SECURITY DEFINER`:
-//! they read and write the application's tables as the calling role, so
-//! its GRANTs and row-level security policies hold.
+//! The replication functions of DESIGN.md §4, over protocol v2
+//! (`atomik_core::protocol::v2`). Each takes this database's replication
+//! lock, runs one protocol call over [`PgStore`] in the caller's
+//! transaction, and raises the call's error — which rolls back everything
+//! the call did. None is `SECURITY DEFINER`: they read and write the
+//! application's tables as the calling role, so its GRANTs and row-level
+//! security policies hold.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use atomik_core::error::Result;
-use atomik_core::protocol;
+use atomik_core::protocol::v2;
 use atomik_core::Store;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -18,7 +19,9 @@ use crate::store::{flush_parked, PgStore};
 
 /// The advisory lock key ("atomik" in ASCII) that serializes protocol
 /// calls within a database: a second sync of the same origin waits for
-/// the first to commit, then sees its advanced vector and applies nothing.
+/// the first to commit, then sees its advanced registry and applies
+/// nothing. Holding it also makes every log entry a call sees committed
+/// (see `LogStore::log_bounds` in `store/log.rs`).
 pub const LOCK_KEY: i64 = 0x6174_6f6d_696b;
 
 /// Take the replication lock until the end of the transaction.
@@ -30,7 +33,8 @@ pub fn lock() -> Result<()> {
     Ok(())
 }
 
-/// Seconds since the Unix epoch (the peers' last-seen clock).
+/// Seconds since the Unix epoch (the clock of the hub log's `appended_at`
+/// and its retention horizon), read after the lock is taken.
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -38,14 +42,14 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Run one protocol call under the lock; `mutates` first folds committed
-/// deferred deltas (so a seal ships them) and applies parked deltas whose
-/// rows have appeared.
-fn call<T>(mutates: bool, f: impl FnOnce(&mut PgStore) -> Result<T>) -> T {
+/// Run one protocol call under the lock; `cells` (a call that may seal
+/// or apply) first folds committed deferred deltas (so a seal ships them)
+/// and applies parked deltas whose rows have appeared.
+fn call<T>(cells: bool, f: impl FnOnce(&mut PgStore) -> Result<T>) -> T {
     or_raise((|| {
         lock()?;
         let mut store = PgStore::new();
-        if mutates {
+        if cells {
             crate::deferred::fold_before_protocol()?;
             let tracked = store.tracked_tables()?.to_vec();
             flush_parked(&tracked)?;
@@ -60,47 +64,59 @@ fn atomik_site_id() -> String {
     call(false, |s| s.site_id()).to_string()
 }
 
-/// `atomik_seal()`: seal pending accumulators into a batch; its seq, or 0.
+/// `atomik_seal()`: seal pending local writes into a batch; its seq, or 0.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_seal() -> i64 {
-    call(true, protocol::seal) as i64
+    call(true, |s| v2::seal(s, now())) as i64
 }
 
-/// `atomik_vector()`: this replica's version vector as a message.
+/// `atomik_vector()`: where this replica stands — its site and its cursor
+/// into its upstream's log — as a v2 request without uploads (the
+/// argument of a hub's `atomik_changes`).
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_vector() -> Vec<u8> {
-    call(false, protocol::vector_message)
+    call(false, v2::position_message)
 }
 
-/// `atomik_changes(vector)`: what a replica with that vector lacks.
+/// `atomik_changes(vector)`: on a hub, what a replica standing at that
+/// position (an `atomik_vector()` message) lacks, as a response for its
+/// `atomik_apply`. Seals, applies and registers nothing.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_changes(vector: &[u8]) -> Vec<u8> {
-    call(false, |s| protocol::changes_for(s, vector))
+    call(false, |s| v2::changes_for(s, vector))
 }
 
-/// `atomik_apply(batch)`: apply a batch or response exactly once; the
-/// number of deltas newly applied.
+/// `atomik_apply(batch)`: apply a response (of `atomik_sync` or
+/// `atomik_changes`) exactly once; the number of deltas newly applied.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_apply(batch: &[u8]) -> i64 {
-    call(true, |s| protocol::apply_message(s, batch, now())) as i64
+    call(true, |s| v2::apply_message(s, batch, now())) as i64
 }
 
 /// `atomik_sync_request()`: seal, then the request bytes for a hub.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_sync_request() -> Vec<u8> {
-    call(true, |s| protocol::sync_request(s, now()))
+    call(true, |s| v2::sync_request(s, now()))
 }
 
-/// `atomik_sync(request)`: serve a device's sync request (hub role).
+/// `atomik_sync(request)`: serve a sync request (hub role).
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_sync(request: &[u8]) -> Vec<u8> {
-    call(true, |s| protocol::serve_sync(s, request, now()))
+    call(true, |s| v2::serve_sync(s, request, now()))
 }
 
 /// `atomik_sync_finish(response)`: apply a hub's response exactly once.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_sync_finish(response: &[u8]) -> i64 {
-    call(true, |s| protocol::finish_sync(s, response, now())) as i64
+    call(true, |s| v2::finish_sync(s, response, now())) as i64
+}
+
+/// `atomik_make_relay()`: declare this replica a relay hub (it will serve
+/// others and sync to an upstream hub); 1 when this call made it one, 0
+/// when it already was one.
+#[pg_extern(requires = ["state_tables"])]
+fn atomik_make_relay() -> i64 {
+    i64::from(call(false, |s| v2::make_relay(s, now())))
 }
 
 /// `atomik_version()`: the extension version.
@@ -112,13 +128,14 @@ fn atomik_version() -> &'static str {
 pgrx::extension_sql!(
     r#"
 COMMENT ON FUNCTION atomik_site_id() IS 'this replica''s site id (32 hex digits)';
-COMMENT ON FUNCTION atomik_seal() IS 'seal pending accumulators into a batch; its seq, or 0 if nothing was pending';
-COMMENT ON FUNCTION atomik_vector() IS 'this replica''s version vector (wire message)';
-COMMENT ON FUNCTION atomik_changes(bytea) IS 'what a replica with that vector lacks, coalesced';
-COMMENT ON FUNCTION atomik_apply(bytea) IS 'apply a batch or download exactly once; deltas newly applied';
+COMMENT ON FUNCTION atomik_seal() IS 'seal pending local writes into a batch; its seq, or 0 if nothing was pending';
+COMMENT ON FUNCTION atomik_vector() IS 'where this replica stands: its site and its cursor into its hub''s log (a protocol v2 message for atomik_changes)';
+COMMENT ON FUNCTION atomik_changes(bytea) IS 'hub: what a replica at that position (atomik_vector) lacks, as a response for atomik_apply';
+COMMENT ON FUNCTION atomik_apply(bytea) IS 'apply a response of atomik_sync or atomik_changes exactly once; deltas newly applied';
 COMMENT ON FUNCTION atomik_sync_request() IS 'device: seal, then the sync request for a hub';
 COMMENT ON FUNCTION atomik_sync(bytea) IS 'hub: serve a sync request; the response';
 COMMENT ON FUNCTION atomik_sync_finish(bytea) IS 'device: apply a hub''s response exactly once; deltas newly applied';
+COMMENT ON FUNCTION atomik_make_relay() IS 'make this replica a relay hub (serves others, syncs to an upstream); 1, or 0 if it already was one';
 COMMENT ON FUNCTION atomik_version() IS 'extension version';
 "#,
     name = "replication_comments",
@@ -131,6 +148,7 @@ COMMENT ON FUNCTION atomik_version() IS 'extension version';
         atomik_sync_request,
         atomik_sync,
         atomik_sync_finish,
+        atomik_make_relay,
         atomik_version
     ]
 );

@@ -75,6 +75,129 @@ mod tests {
         );
     }
 
+    /// The core's conformance kit for protocol v2 storage, on a fresh
+    /// store (each `#[pg_test]` runs in its own transaction, rolled back).
+    #[pg_test]
+    fn log_store_conforms() {
+        let mut store = crate::store::PgStore::new();
+        if let Err(why) = atomik_core::log_store::conformance::log_primitives(&mut store) {
+            panic!("PgStore fails the LogStore conformance kit: {why}");
+        }
+        // What the kit wrote is in the tables, not only in the call's cache.
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM atomik.log").unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT value FROM atomik.settings WHERE name = 'log_trimmed_through'"
+            )
+            .unwrap(),
+            Some(5)
+        );
+    }
+
+    /// Local writes are recorded by the triggers, once per cell between
+    /// two seals; remote applies and seals record nothing.
+    #[pg_test]
+    fn the_dirty_record_holds_each_written_cell_once() {
+        Spi::run(
+            "CREATE TABLE w (id int PRIMARY KEY, c atomik, note text);
+             SELECT atomik_track('w', 'c');
+             INSERT INTO w SELECT i, atomik_add(0) FROM generate_series(1, 5) i;
+             SELECT atomik_seal();",
+        )
+        .unwrap();
+        let count = |sql: &str| Spi::get_one::<i64>(sql).unwrap().unwrap();
+        let dirty = || count("SELECT count(*) FROM atomik.dirty");
+        assert_eq!(dirty(), 0);
+        Spi::run("UPDATE w SET c = atomik_accum(c, 2) WHERE id <= 2").unwrap();
+        assert_eq!(dirty(), 2);
+        // Later writes to dirty cells, writes of other columns and writes
+        // that leave the accumulator at the identity record nothing more.
+        Spi::run(
+            "UPDATE w SET c = c + 3 WHERE id <= 2;
+             UPDATE w SET note = 'x';
+             UPDATE w SET c = c + 0 WHERE id = 3;",
+        )
+        .unwrap();
+        assert_eq!(dirty(), 2);
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT string_agg(key[1], ',' ORDER BY key[1]) FROM atomik.dirty"
+            )
+            .unwrap()
+            .as_deref(),
+            Some("1,2")
+        );
+        assert_eq!(count("SELECT atomik_seal()"), 2);
+        assert_eq!(dirty(), 0);
+        assert_eq!(count("SELECT sum(atomik_pending(c))::bigint FROM w"), 0);
+        assert_eq!(count("SELECT atomik_seal()"), 0);
+        // A cell written back to the identity before a seal ships nothing.
+        Spi::run("UPDATE w SET c = c + 4 WHERE id = 4; UPDATE w SET c = c + -4 WHERE id = 4;")
+            .unwrap();
+        assert_eq!(dirty(), 1);
+        assert_eq!(count("SELECT atomik_seal()"), 0);
+        assert_eq!(dirty(), 0);
+        // A key change makes a new cell at the new key (rule 3).
+        Spi::run("UPDATE w SET c = c + 1 WHERE id = 5; UPDATE w SET id = 50 WHERE id = 5;")
+            .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM atomik.new_cells WHERE key = '{50}'"),
+            1
+        );
+        assert_eq!(count("SELECT atomik_seal()"), 3);
+        // Not a hub yet: every own batch waits in the outbox (position = seq).
+        assert_eq!(
+            count("SELECT count(*) FROM atomik.outbox WHERE position = seq"),
+            3
+        );
+    }
+
+    /// The dirty record's trigger checks `INSERT` on `atomik.dirty` as an
+    /// `INSERT` would (granted to PUBLIC; here revoked): the write fails
+    /// with PostgreSQL's own permission error and nothing is recorded.
+    #[pg_test(error = "permission denied for table dirty")]
+    fn the_dirty_record_checks_the_writers_privilege() {
+        Spi::run(
+            "CREATE TABLE g (id int PRIMARY KEY, c atomik);
+             SELECT atomik_track('g', 'c');
+             INSERT INTO g VALUES (1, atomik_add(0));
+             SELECT atomik_seal();
+             CREATE ROLE atomik_no_dirty;
+             GRANT SELECT, UPDATE ON g TO atomik_no_dirty;
+             REVOKE INSERT ON atomik.dirty FROM PUBLIC;
+             SET LOCAL ROLE atomik_no_dirty;
+             UPDATE g SET c = c + 1;",
+        )
+        .unwrap();
+    }
+
+    /// Seal reads the record, not the tables: a pending accumulator that
+    /// no trigger recorded (written with triggers disabled) is not sealed.
+    #[pg_test]
+    fn seal_reads_the_record_not_the_tables() {
+        Spi::run(
+            "CREATE TABLE u (id int PRIMARY KEY, c atomik);
+             SELECT atomik_track('u', 'c');
+             INSERT INTO u VALUES (1, atomik_add(0));
+             SELECT atomik_seal();
+             SET LOCAL session_replication_role = replica;
+             UPDATE u SET c = c + 7;
+             SET LOCAL session_replication_role = origin;",
+        )
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT atomik_seal()").unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT atomik_pending(c) FROM u").unwrap(),
+            Some(7)
+        );
+    }
+
     #[pg_test]
     fn offload_group_sums_equal_a_plain_fold() {
         use crate::deferred::fold::group_sums;

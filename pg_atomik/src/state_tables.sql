@@ -1,6 +1,7 @@
 -- Replication state of this replica, in schema atomik. Every table is
 -- marked with pg_extension_config_dump so that pg_dump / pg_restore keep
--- the site id, vectors, stored batches and peers.
+-- the site id, the tracked set, the record of written cells and the
+-- protocol v2 state (outbox, link, hub log, registry).
 CREATE SCHEMA IF NOT EXISTS atomik;
 COMMENT ON SCHEMA atomik IS 'pg_atomik replication state and internal helpers';
 
@@ -9,7 +10,6 @@ COMMENT ON SCHEMA atomik IS 'pg_atomik replication state and internal helpers';
 CREATE TABLE atomik.meta (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     site_id bytea NOT NULL CHECK (length(site_id) = 16),
-    relay boolean NOT NULL DEFAULT false,
     schema_version integer NOT NULL DEFAULT 1
 );
 
@@ -24,37 +24,12 @@ CREATE TABLE atomik.tracked (
     PRIMARY KEY (table_name, column_name)
 );
 
--- Version vector: per origin site, the highest seq applied.
-CREATE TABLE atomik.vector (
-    site bytea PRIMARY KEY CHECK (length(site) = 16),
-    seq bigint NOT NULL CHECK (seq > 0)
-);
-
--- Folded vector: per origin, the highest seq no longer in atomik.batches.
-CREATE TABLE atomik.folded (
-    site bytea PRIMARY KEY CHECK (length(site) = 16),
-    seq bigint NOT NULL CHECK (seq > 0)
-);
-
--- Batch store, per origin (never two origins merged into one record);
--- bytes is the batch encoded with the atomik wire codec.
-CREATE TABLE atomik.batches (
-    origin bytea NOT NULL CHECK (length(origin) = 16),
-    seq bigint NOT NULL CHECK (seq > 0),
-    bytes bytea NOT NULL,
-    PRIMARY KEY (origin, seq)
-);
-
--- Registered peers, for retention. vector is an encoded vector message.
-CREATE TABLE atomik.peers (
-    site bytea NOT NULL CHECK (length(site) = 16),
-    role text NOT NULL CHECK (role IN ('downstream', 'upstream')),
-    vector bytea NOT NULL,
-    last_seen bigint NOT NULL,
-    PRIMARY KEY (site, role)
-);
-
--- Numeric settings (horizon_secs, pending_upstream_since).
+-- Numeric settings: horizon_secs (the hub log's retention, set by the
+-- user), and the numbers protocol v2 keeps (v2_own_seq, v2_outbox_end,
+-- v2_acked_seq, the role flags v2_hub, v2_upstream, v2_root,
+-- v2_relay_bootstrap) and the hub log's bounds (log_end: the last
+-- position handed out; log_trimmed_through: every position at or below it
+-- is gone).
 CREATE TABLE atomik.settings (
     name text PRIMARY KEY,
     value bigint NOT NULL
@@ -73,7 +48,8 @@ CREATE TABLE atomik.parked (
 );
 
 -- Tracked cells created locally and not yet sealed (rule 3: a new cell
--- ships even at the identity). Filled by the triggers atomik_track adds.
+-- ships even at the identity): by an INSERT, an UPDATE from NULL, or an
+-- UPDATE of the row's key. Filled by the triggers atomik_track adds.
 CREATE TABLE atomik.new_cells (
     table_name text NOT NULL,
     column_name text NOT NULL,
@@ -81,18 +57,74 @@ CREATE TABLE atomik.new_cells (
     PRIMARY KEY (table_name, column_name, key)
 );
 
+-- Tracked cells whose accumulator a local write made non-zero since the
+-- last seal (the row trigger atomik_acc_<column> that atomik_track adds
+-- fires on the first such write after a seal). Seal reads only the cells
+-- recorded here and in new_cells, never the tables. No index: writers
+-- only append; a key may appear twice (seal merges them).
+CREATE TABLE atomik.dirty (
+    table_name text NOT NULL,
+    column_name text NOT NULL,
+    key text[] NOT NULL CHECK (cardinality(key) BETWEEN 1 AND 8)
+);
+
+-- Protocol v2 outbox: sealed batches this replica's upstream has not yet
+-- acknowledged, at consecutive positions (a leaf: its own batches,
+-- position = seq; a relay: every batch it applied that did not come from
+-- upstream). bytes is the batch (origin, seq, changes) encoded with the
+-- atomik wire codec, as a version 1 batch message.
+CREATE TABLE atomik.outbox (
+    position bigint PRIMARY KEY CHECK (position > 0),
+    origin bytea NOT NULL CHECK (length(origin) = 16),
+    seq bigint NOT NULL CHECK (seq > 0),
+    bytes bytea NOT NULL
+);
+
+-- Protocol v2 link: the cursor into the upstream hub's log (at most one
+-- row; none until the first response is applied, and none again after a
+-- relay is declared and must bootstrap).
+CREATE TABLE atomik.link (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    hub bytea NOT NULL CHECK (length(hub) = 16),
+    position bigint NOT NULL CHECK (position >= 0)
+);
+
+-- Protocol v2 hub log: every batch this hub applied (its own seals
+-- included), at consecutive positions, trimmed by age (appended_at,
+-- seconds, against horizon_secs). via is the peer it arrived from, so
+-- that it is never sent back there. bytes as in atomik.outbox.
+CREATE TABLE atomik.log (
+    position bigint PRIMARY KEY CHECK (position > 0),
+    origin bytea NOT NULL CHECK (length(origin) = 16),
+    seq bigint NOT NULL CHECK (seq > 0),
+    via bytea NOT NULL CHECK (length(via) = 16),
+    appended_at bigint NOT NULL CHECK (appended_at >= 0),
+    bytes bytea NOT NULL
+);
+-- The trim finds the last entry older than the horizon.
+CREATE INDEX log_appended_at ON atomik.log (appended_at, position);
+
+-- Protocol v2 registry (a hub's exactly-once record): per origin, the
+-- highest seq applied here.
+CREATE TABLE atomik.registry (
+    site bytea PRIMARY KEY CHECK (length(site) = 16),
+    seq bigint NOT NULL CHECK (seq > 0)
+);
+
 SELECT pg_catalog.pg_extension_config_dump('atomik.meta', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.tracked', '');
-SELECT pg_catalog.pg_extension_config_dump('atomik.vector', '');
-SELECT pg_catalog.pg_extension_config_dump('atomik.folded', '');
-SELECT pg_catalog.pg_extension_config_dump('atomik.batches', '');
-SELECT pg_catalog.pg_extension_config_dump('atomik.peers', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.settings', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.parked', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.new_cells', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.dirty', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.link', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.log', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.registry', '');
 
--- Marks a tracked cell created by a local INSERT (or an UPDATE from NULL)
--- as new. Arguments: wire table name, column name, key column names.
+-- Marks a tracked cell created by a local INSERT (or an UPDATE from NULL,
+-- or one that changes the row's key) as new. Arguments: wire table name,
+-- column name, key column names.
 -- Remote applies set atomik.applying for their transaction and are skipped.
 CREATE FUNCTION atomik.mark_new() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -113,8 +145,9 @@ BEGIN
 END
 $$;
 
--- Any role may write tracked tables, so any role may mark new cells and
--- see what is parked. Everything else needs an explicit GRANT (README).
+-- Any role may write tracked tables, so any role may mark new and dirty
+-- cells and see what is parked. Everything else needs an explicit GRANT
+-- (README).
 GRANT USAGE ON SCHEMA atomik TO PUBLIC;
-GRANT INSERT ON atomik.new_cells TO PUBLIC;
+GRANT INSERT ON atomik.new_cells, atomik.dirty TO PUBLIC;
 GRANT SELECT ON atomik.parked, atomik.tracked TO PUBLIC;

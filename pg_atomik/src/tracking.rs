@@ -117,12 +117,80 @@ pub(crate) fn check_column(table: &str, column: &str) -> Result<()> {
     resolve(table, column).map(|_| ())
 }
 
-/// The two trigger names of a tracked column.
-fn trigger_names(column: &str) -> [String; 2] {
+/// The three trigger names of a tracked column: new cells by `INSERT`,
+/// new cells by `UPDATE` (from NULL, or of the key), dirty cells (the
+/// first local write since a seal that leaves a non-zero accumulator).
+fn trigger_names(column: &str) -> [String; 3] {
     [
         quote_identifier(format!("atomik_new_{column}")),
         quote_identifier(format!("atomik_set_{column}")),
+        quote_identifier(format!("atomik_acc_{column}")),
     ]
+}
+
+/// Create the record-keeping triggers of a tracked column (the upgrade
+/// script `pg_atomik--0.2.0--0.3.0.sql` creates the same ones for columns
+/// tracked before 0.3.0):
+/// * `atomik_new_<c>`, `AFTER INSERT`, when the cell is not NULL: marks it
+///   new (`atomik.mark_new`, rule 3);
+/// * `atomik_set_<c>`, `AFTER UPDATE OF <c>, <key columns>`, when the cell
+///   is not NULL and was NULL or the row's key changed: marks it new;
+/// * `atomik_acc_<c>`, `AFTER UPDATE OF <c>`, when `atomik.dirtied(OLD.c,
+///   NEW.c)` — the accumulator was the identity and is not any more —
+///   records the cell as dirty (`atomik.mark_dirty`, [`crate::dirty`]).
+///
+/// All are row triggers whose `WHEN` clause PostgreSQL evaluates when it
+/// queues the event: a write to a cell that is already dirty (every write
+/// after the first since a seal) runs no trigger function at all. Remote
+/// applies only ever change references, so they never make a cell dirty;
+/// their new cells are skipped by the functions (`atomik.applying`).
+fn create_triggers(t: &TrackedTable, wire_table: &str, key_columns: &[String]) -> Result<()> {
+    let args = std::iter::once(wire_table)
+        .chain(std::iter::once(t.column.as_str()))
+        .chain(key_columns.iter().map(String::as_str))
+        .map(quote_literal)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let keys = |side: &str| {
+        t.keys
+            .iter()
+            .map(|k| format!("{side}.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let [on_insert, on_update, on_accum] = trigger_names(&t.column);
+    exec(
+        &format!(
+            "CREATE TRIGGER {on_insert} AFTER INSERT ON {q} FOR EACH ROW
+               WHEN (NEW.{c} IS NOT NULL) EXECUTE FUNCTION atomik.mark_new({args})",
+            q = t.qualified,
+            c = t.col
+        ),
+        &[],
+    )?;
+    exec(
+        &format!(
+            "CREATE TRIGGER {on_update} AFTER UPDATE OF {c}, {key_list} ON {q} FOR EACH ROW
+               WHEN (NEW.{c} IS NOT NULL AND (OLD.{c} IS NULL OR ROW({old}) IS DISTINCT FROM ROW({new})))
+               EXECUTE FUNCTION atomik.mark_new({args})",
+            q = t.qualified,
+            c = t.col,
+            key_list = t.keys.join(", "),
+            old = keys("OLD"),
+            new = keys("NEW")
+        ),
+        &[],
+    )?;
+    exec(
+        &format!(
+            "CREATE TRIGGER {on_accum} AFTER UPDATE OF {c} ON {q} FOR EACH ROW
+               WHEN (atomik.dirtied(OLD.{c}, NEW.{c})) EXECUTE FUNCTION atomik.mark_dirty({args})",
+            q = t.qualified,
+            c = t.col
+        ),
+        &[],
+    )?;
+    Ok(())
 }
 
 /// `atomik_track(table, column)`: put an atomik column of a table with a
@@ -169,31 +237,7 @@ fn track(table: &str, column: &str) -> Result<bool> {
         ],
     )?;
     let t = target.as_tracked();
-    let args = std::iter::once(target.relname.as_str())
-        .chain(std::iter::once(column))
-        .chain(target.key_columns.iter().map(String::as_str))
-        .map(quote_literal)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let [on_insert, on_update] = trigger_names(column);
-    exec(
-        &format!(
-            "CREATE TRIGGER {on_insert} AFTER INSERT ON {q} FOR EACH ROW
-               WHEN (NEW.{c} IS NOT NULL) EXECUTE FUNCTION atomik.mark_new({args})",
-            q = t.qualified,
-            c = t.col
-        ),
-        &[],
-    )?;
-    exec(
-        &format!(
-            "CREATE TRIGGER {on_update} AFTER UPDATE OF {c} ON {q} FOR EACH ROW
-               WHEN (OLD.{c} IS NULL AND NEW.{c} IS NOT NULL) EXECUTE FUNCTION atomik.mark_new({args})",
-            q = t.qualified,
-            c = t.col
-        ),
-        &[],
-    )?;
+    create_triggers(&t, &target.relname, &target.key_columns)?;
     let key_texts = t
         .keys
         .iter()
@@ -217,7 +261,8 @@ fn track(table: &str, column: &str) -> Result<bool> {
 }
 
 /// `atomik_untrack(table, column)`: stop replicating a column. Its values
-/// stay; unsealed "new" marks and parked deltas for it are dropped.
+/// stay; unsealed "new" and "dirty" marks and parked deltas for it are
+/// dropped (tracking it again marks every cell new).
 /// Returns 1, or 0 when the column was not tracked (and nothing was done),
 /// as in SQLite.
 #[pg_extern(requires = ["state_tables"])]
@@ -244,7 +289,7 @@ fn untrack(table: &str, column: &str) -> Result<bool> {
             &[],
         )?;
     }
-    for state in ["atomik.new_cells", "atomik.parked"] {
+    for state in ["atomik.new_cells", "atomik.dirty", "atomik.parked"] {
         exec(
             &format!("DELETE FROM {state} WHERE table_name = $1 AND column_name = $2"),
             &[

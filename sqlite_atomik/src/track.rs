@@ -119,7 +119,6 @@ pub fn untrack(conn: &Connection, table: &str, column: &str) -> Result<i64, Stri
     conn.execute_batch(&format!(
         "DROP TRIGGER IF EXISTS \"atomik_key_{cid}\";
          DROP TRIGGER IF EXISTS \"atomik_written_{cid}\";
-         DROP TRIGGER IF EXISTS \"atomik_filled_{cid}\";
          DROP TRIGGER IF EXISTS \"atomik_rewritten_{cid}\";
          DELETE FROM atomik_dirty WHERE cid = {cid};
          DELETE FROM atomik_tracked WHERE id = {cid};"

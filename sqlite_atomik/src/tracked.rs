@@ -136,38 +136,38 @@ impl Tracked {
                     .map(|k| format!("NEW.{k}"))
                     .collect::<Vec<_>>()
                     .join(", ");
+                // `+` strips the key column's affinity, so that the lookup
+                // uses atomik_dirty's primary key (whose columns have none).
                 let same_key = keys
                     .iter()
                     .enumerate()
-                    .map(|(i, k)| format!("k{} = NEW.{k}", i + 1))
+                    .map(|(i, k)| format!("k{} = +NEW.{k}", i + 1))
                     .collect::<Vec<_>>()
                     .join(" AND ");
                 // Not `INSERT OR IGNORE` / upserts: an outer statement's
                 // conflict clause (an upsert, `INSERT OR REPLACE`) overrides
                 // the one of a trigger's statement.
-                let record = |new: u8| {
-                    let mark_new = if new == 1 {
-                        format!("UPDATE atomik_dirty SET new = 1 WHERE cid = {cid} AND {same_key}; ")
-                    } else {
-                        String::new()
-                    };
+                // One trigger for every update of the column: AFTER
+                // triggers make each UPDATE of the table costlier (even when
+                // their WHEN is false), so there is as few of them as can be.
+                let is_new = format!("OLD.{c} IS NULL");
+                let not_value = |v: &str| format!("(typeof({v}) <> 'blob' OR length({v}) <> 17)");
+                let insert = |new: &str| {
                     format!(
-                        "{mark_new}INSERT INTO atomik_dirty(cid, {mark_cols}, new) SELECT {cid}, {new_keys}, {new} \
+                        "INSERT INTO atomik_dirty(cid, {mark_cols}, new) SELECT {cid}, {new_keys}, {new} \
                          WHERE NOT EXISTS (SELECT 1 FROM atomik_dirty WHERE cid = {cid} AND {same_key});"
                     )
                 };
-                let not_value = |v: &str| format!("(typeof({v}) <> 'blob' OR length({v}) <> 17)");
                 format!(
                     "CREATE TRIGGER \"atomik_written_{cid}\" AFTER INSERT ON {t} WHEN NEW.{c} IS NOT NULL \
-                     BEGIN {new_cell} END; \
-                     CREATE TRIGGER \"atomik_filled_{cid}\" AFTER UPDATE OF {c} ON {t} \
-                     WHEN OLD.{c} IS NULL AND NEW.{c} IS NOT NULL BEGIN {new_cell} END; \
+                     BEGIN UPDATE atomik_dirty SET new = 1 WHERE cid = {cid} AND {same_key}; {ins_new} END; \
                      CREATE TRIGGER \"atomik_rewritten_{cid}\" AFTER UPDATE OF {c} ON {t} \
-                     WHEN OLD.{c} IS NOT NULL AND NEW.{c} IS NOT NULL AND ({new_bad} \
+                     WHEN NEW.{c} IS NOT NULL AND ({is_new} OR {new_bad} \
                      OR (substr(NEW.{c}, 10) <> zeroblob(8) AND ({old_bad} OR substr(OLD.{c}, 10) = zeroblob(8)))) \
-                     BEGIN {pending} END;",
-                    new_cell = record(1),
-                    pending = record(0),
+                     BEGIN UPDATE atomik_dirty SET new = 1 WHERE {is_new} AND cid = {cid} AND {same_key}; \
+                     {ins_upd} END;",
+                    ins_new = insert("1"),
+                    ins_upd = insert(&is_new),
                     new_bad = not_value(&format!("NEW.{c}")),
                     old_bad = not_value(&format!("OLD.{c}")),
                 )

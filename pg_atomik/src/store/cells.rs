@@ -37,62 +37,80 @@ pub fn find<'a>(tracked: &'a [TrackedTable], id: &ColumnId) -> Result<&'a Tracke
         })
 }
 
-/// Seal step: move every non-zero accumulator (and every cell marked new)
-/// into its reference and return the moved deltas.
+/// The record of written cells, taken whole (deleted, in this
+/// transaction): per (wire table, column), each recorded key and whether
+/// it is marked new (rule 3). Committed records only: a write still in
+/// flight is recorded (and sealed) once it commits.
+type Record = BTreeMap<(String, String), BTreeMap<Vec<String>, bool>>;
+
+fn take_record() -> Result<Record> {
+    let mut record: Record = BTreeMap::new();
+    for (table, new) in [("atomik.new_cells", true), ("atomik.dirty", false)] {
+        let taken = rows(
+            &format!("DELETE FROM {table} RETURNING table_name, column_name, key"),
+            &[],
+            |r| {
+                Ok((
+                    get::<String>(r, 1)?,
+                    get::<String>(r, 2)?,
+                    get::<Vec<String>>(r, 3)?,
+                ))
+            },
+        )?;
+        for (t, c, key) in taken {
+            let mark = record.entry((t, c)).or_default().entry(key).or_insert(new);
+            *mark |= new;
+        }
+    }
+    Ok(record)
+}
+
+/// Seal step: for every cell recorded as written (`atomik.new_cells`,
+/// `atomik.dirty` — the tables themselves are never scanned), move a
+/// non-zero accumulator into its reference, and return the moved deltas
+/// (a zero delta for a cell marked new whose accumulator is the
+/// identity). The record is cleared. Records of columns no longer tracked
+/// are dropped (tracking a column again marks all its cells new).
 ///
 /// Rows are locked (`FOR UPDATE`) before they are read, so a concurrent
-/// `atomik_accum` either commits before (and is sealed now) or waits and
-/// lands in the accumulator afterwards (sealed next time): no delta is
-/// lost or counted twice.
+/// `atomik_accum` to a recorded cell either commits before (and is sealed
+/// now) or waits and lands in the accumulator afterwards, where its
+/// trigger records the cell again (sealed next time): no delta is lost or
+/// counted twice.
 pub fn take_pending(tracked: &[TrackedTable]) -> Result<Changes> {
     let mut out = Changes::new();
+    let mut record = take_record()?;
     for t in tracked {
-        let new_keys = rows(
-            "DELETE FROM atomik.new_cells WHERE table_name = $1 AND column_name = $2 RETURNING key",
-            &[
-                DatumWithOid::from(t.table.as_str()),
-                DatumWithOid::from(t.column.as_str()),
-            ],
-            |r| key_from_texts(&t.shape, &get::<Vec<String>>(r, 1)?),
-        )?;
-        let n = t.keys.len();
-        let read = |r: &pgrx::spi::SpiHeapTupleData<'_>| -> Result<(Key, Group, u64)> {
-            Ok((
-                t.read_key(r, 1)?,
-                group_of(get::<i32>(r, n + 2)?),
-                get::<i64>(r, n + 1)? as u64,
-            ))
+        let Some(marks) = record.remove(&(t.table.clone(), t.column.clone())) else {
+            continue;
         };
-        let pending = rows(
+        let mut keys: BTreeMap<Key, bool> = BTreeMap::new();
+        for (texts, new) in marks {
+            // Two texts of one integer key ("07", "7") are one cell.
+            *keys.entry(key_from_texts(&t.shape, &texts)?).or_default() |= new;
+        }
+        let n = t.keys.len();
+        let cells = rows(
             &format!(
                 "SELECT {keys}, atomik.pending(t.{c}), atomik.group_code(t.{c})
-                   FROM {q} t WHERE atomik.pending(t.{c}) <> 0 FOR UPDATE OF t",
+                   FROM {q} t, {unnest} WHERE {join} AND t.{c} IS NOT NULL
+                 FOR UPDATE OF t",
                 keys = t.key_select(),
                 c = t.col,
-                q = t.qualified
+                q = t.qualified,
+                unnest = t.unnest(1, false),
+                join = t.key_join()
             ),
-            &[],
-            read,
+            &key_arrays(&t.shape, keys.keys().map(|k| (k, 0)), false),
+            |r| {
+                Ok((
+                    t.read_key(r, 1)?,
+                    group_of(get::<i32>(r, n + 2)?),
+                    get::<i64>(r, n + 1)? as u64,
+                ))
+            },
         )?;
-        let fresh = if new_keys.is_empty() {
-            Vec::new()
-        } else {
-            rows(
-                &format!(
-                    "SELECT {keys}, atomik.pending(t.{c}), atomik.group_code(t.{c})
-                       FROM {q} t, {unnest} WHERE {join}
-                        AND t.{c} IS NOT NULL AND atomik.pending(t.{c}) = 0
-                     FOR UPDATE OF t",
-                    keys = t.key_select(),
-                    c = t.col,
-                    q = t.qualified,
-                    unnest = t.unnest(1, false),
-                    join = t.key_join()
-                ),
-                &key_arrays(&t.shape, new_keys.iter().map(|k| (k, 0)), false),
-                read,
-            )?
-        };
+        let pending: Vec<&(Key, Group, u64)> = cells.iter().filter(|(_, _, d)| *d != 0).collect();
         if !pending.is_empty() {
             exec(
                 &format!(
@@ -105,7 +123,10 @@ pub fn take_pending(tracked: &[TrackedTable]) -> Result<Changes> {
                 &key_arrays(&t.shape, pending.iter().map(|(k, _, d)| (k, *d)), false),
             )?;
         }
-        for (key, group, delta) in pending.into_iter().chain(fresh) {
+        for (key, group, delta) in cells {
+            if delta == 0 && !keys.get(&key).copied().unwrap_or(false) {
+                continue;
+            }
             let id = ColumnId::new(t.table.clone(), t.column.clone(), group);
             out.add(&id, &t.shape, key, delta)
                 .map_err(|e| ProtocolError::store(e.to_string()))?;

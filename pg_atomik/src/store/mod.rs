@@ -1,25 +1,47 @@
-//! [`PgStore`]: the [`Store`] of `atomik-core` over SPI, in the caller's
-//! transaction. It behaves as `atomik_core::memory::MemoryStore` does; the
-//! tables it keeps are described in `state_tables.sql`.
+//! [`PgStore`]: the storage of `atomik-core` over SPI, in the caller's
+//! transaction. It implements [`LogStore`] (protocol v2: outbox, link,
+//! hub log, registry — see [`log`]) on top of [`Store`] (the cells, the
+//! site id, the settings), and behaves as `atomik_core::memory::MemoryStore`
+//! does; the tables it keeps are described in `state_tables.sql`.
+//!
+//! Since 0.3.0 pg_atomik runs protocol v2 only and keeps none of the state
+//! of protocol v1 (version vector, folded vector, per-origin batch store,
+//! peer registry): the [`Store`] methods that only v1 calls return an error.
 
 mod cells;
+mod log;
 mod spi;
 mod state;
 pub mod tracked;
 
+use std::collections::HashMap;
+
 use atomik_core::error::Result;
 use atomik_core::store::{Peer, PeerRole, Store, TrackedColumn};
-use atomik_core::{Batch, Changes, SiteId, VersionVector};
+use atomik_core::{Batch, Changes, ProtocolError, SiteId, VersionVector};
 
 pub use cells::flush_parked;
 pub use spi::{exec, get, rows, spi_err};
-use state::VectorTable;
 use tracked::TrackedTable;
 
 /// The replica store of this database, for one protocol call.
+///
+/// It caches, for the length of the call, the tracked set, the site id
+/// and every setting it read or wrote: each protocol call holds the
+/// replication lock (`crate::replication::lock`), under which nothing
+/// else writes them.
 #[derive(Debug, Default)]
 pub struct PgStore {
     tracked: Option<Vec<TrackedTable>>,
+    site: Option<SiteId>,
+    settings: HashMap<String, Option<u64>>,
+}
+
+/// The error of a protocol v1 storage call (none is made since 0.3.0).
+fn v1_state(what: &str) -> ProtocolError {
+    ProtocolError::store(format!(
+        "pg_atomik 0.3.0 runs protocol v2 and keeps no protocol v1 {what}"
+    ))
 }
 
 impl PgStore {
@@ -35,39 +57,53 @@ impl PgStore {
         }
         Ok(self.tracked.as_deref().unwrap_or_default())
     }
+
+    /// A numeric setting, 0 when unset.
+    fn number(&mut self, name: &str) -> Result<u64> {
+        Ok(self.setting(name)?.unwrap_or(0))
+    }
 }
 
 impl Store for PgStore {
     fn site_id(&mut self) -> Result<SiteId> {
-        state::site_id()
+        if let Some(site) = self.site {
+            return Ok(site);
+        }
+        let site = state::site_id()?;
+        self.site = Some(site);
+        Ok(site)
     }
 
     fn is_relay(&mut self) -> Result<bool> {
-        state::is_relay()
+        Err(v1_state(
+            "relay flag (protocol v2 keeps its roles in settings)",
+        ))
     }
 
-    fn set_relay(&mut self, relay: bool) -> Result<()> {
-        state::set_relay(relay)
+    fn set_relay(&mut self, _relay: bool) -> Result<()> {
+        Err(v1_state(
+            "relay flag (protocol v2 keeps its roles in settings)",
+        ))
     }
 
     fn vector(&mut self) -> Result<VersionVector> {
-        state::read_vector(VectorTable::Applied)
+        Err(v1_state("version vector"))
     }
 
-    fn set_vector_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
-        state::set_entry(VectorTable::Applied, site, seq)
+    fn set_vector_entry(&mut self, _site: SiteId, _seq: u64) -> Result<()> {
+        Err(v1_state("version vector"))
     }
 
-    fn replace_vector(&mut self, vector: &VersionVector) -> Result<()> {
-        state::replace_vector(VectorTable::Applied, vector)
+    fn replace_vector(&mut self, _vector: &VersionVector) -> Result<()> {
+        Err(v1_state("version vector"))
     }
 
     fn folded(&mut self) -> Result<VersionVector> {
-        state::read_vector(VectorTable::Folded)
+        Err(v1_state("folded vector"))
     }
 
-    fn set_folded_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
-        state::set_entry(VectorTable::Folded, site, seq)
+    fn set_folded_entry(&mut self, _site: SiteId, _seq: u64) -> Result<()> {
+        Err(v1_state("folded vector"))
     }
 
     fn tracked(&mut self) -> Result<Vec<TrackedColumn>> {
@@ -98,47 +134,57 @@ impl Store for PgStore {
         cells::install_references(&tracked, values)
     }
 
-    fn store_batch(&mut self, batch: &Batch) -> Result<()> {
-        state::store_batch(batch)
+    fn store_batch(&mut self, _batch: &Batch) -> Result<()> {
+        Err(v1_state("batch store"))
     }
 
     fn stored_batches(
         &mut self,
-        after: &VersionVector,
-        exclude: Option<SiteId>,
+        _after: &VersionVector,
+        _exclude: Option<SiteId>,
     ) -> Result<Vec<Batch>> {
-        state::stored_batches(after, exclude)
+        Err(v1_state("batch store"))
     }
 
     fn stored_heads(&mut self) -> Result<VersionVector> {
-        state::stored_heads()
+        Err(v1_state("batch store"))
     }
 
-    fn has_batch(&mut self, origin: SiteId, seq: u64) -> Result<bool> {
-        state::has_batch(origin, seq)
+    fn has_batch(&mut self, _origin: SiteId, _seq: u64) -> Result<bool> {
+        Err(v1_state("batch store"))
     }
 
-    fn drop_batches_through(&mut self, origin: SiteId, through: u64) -> Result<()> {
-        state::drop_batches_through(origin, through)
+    fn drop_batches_through(&mut self, _origin: SiteId, _through: u64) -> Result<()> {
+        Err(v1_state("batch store"))
     }
 
     fn peers(&mut self) -> Result<Vec<Peer>> {
-        state::peers()
+        Err(v1_state("peer registry"))
     }
 
-    fn put_peer(&mut self, peer: &Peer) -> Result<()> {
-        state::put_peer(peer)
+    fn put_peer(&mut self, _peer: &Peer) -> Result<()> {
+        Err(v1_state("peer registry"))
     }
 
-    fn remove_peer(&mut self, site: SiteId, role: PeerRole) -> Result<()> {
-        state::remove_peer(site, role)
+    fn remove_peer(&mut self, _site: SiteId, _role: PeerRole) -> Result<()> {
+        Err(v1_state("peer registry"))
     }
 
     fn setting(&mut self, name: &str) -> Result<Option<u64>> {
-        state::setting(name)
+        if let Some(v) = self.settings.get(name) {
+            return Ok(*v);
+        }
+        let v = state::setting(name)?;
+        self.settings.insert(name.to_string(), v);
+        Ok(v)
     }
 
     fn set_setting(&mut self, name: &str, value: Option<u64>) -> Result<()> {
-        state::set_setting(name, value)
+        if self.settings.get(name) == Some(&value) {
+            return Ok(());
+        }
+        state::set_setting(name, value)?;
+        self.settings.insert(name.to_string(), value);
+        Ok(())
     }
 }

@@ -60,6 +60,9 @@ SELECT name, n FROM tk;
 SELECT region, shelf, n FROM ck;
 SELECT count(*) AS buffered FROM atomik.deferred;
 SELECT atomik_live('hot', 'n', 1) = atomik_read(n) AS live_is_read FROM hot WHERE id = 1;
+-- The fold is a local write: the cells it made pending are recorded as
+-- dirty, so the next seal ships them (it reads only that record).
+SELECT table_name, column_name, key FROM atomik.dirty ORDER BY 1, 2, 3;
 
 -- Seal folds first, so a deferred delta ships in the same batch.
 SELECT atomik_defer('hot', 'n', 2, 1);

@@ -1,5 +1,5 @@
--- Hub (this database) and device (atomik_device) roles, one round trip
--- at a time, through psql variables as the transport.
+-- Hub (this database) and device (atomik_device) roles over protocol v2,
+-- one round trip at a time, through psql variables as the transport.
 CREATE EXTENSION pg_atomik;
 DROP DATABASE IF EXISTS atomik_device;
 CREATE DATABASE atomik_device;
@@ -26,11 +26,20 @@ SELECT id, stock, flags FROM inv ORDER BY id;
 -- The same request again applies nothing twice.
 SELECT atomik_sync(:'req') IS NOT NULL AS served_again;
 SELECT id, stock FROM inv ORDER BY id;
-SELECT role, vector IS NOT NULL AS has_vector FROM atomik.peers;
+-- Serving made this replica a root hub: its log holds its own batch and
+-- the device's (each once), its registry one entry per origin.
+SELECT name, value FROM atomik.settings WHERE name IN ('v2_hub', 'v2_root', 'v2_upstream') ORDER BY name;
+SELECT position, seq, origin = via AS from_origin, origin = decode(atomik_site_id(), 'hex') AS own
+  FROM atomik.log ORDER BY position;
+SELECT count(*) AS origins, max(seq) AS max_seq FROM atomik.registry;
 
 \c atomik_device
+-- The device had no cursor: it gets a snapshot (4 cells) and holds a
+-- cursor afterwards; its acknowledged batch leaves the outbox.
+SELECT count(*) AS outbox_before, (SELECT count(*) FROM atomik.link) AS cursors_before FROM atomik.outbox;
 SELECT atomik_sync_finish(:'resp') AS applied;
 SELECT atomik_sync_finish(:'resp') AS applied_again;
+SELECT count(*) AS outbox_after, (SELECT position FROM atomik.link) AS cursor_position FROM atomik.outbox;
 SELECT id, stock, flags FROM inv ORDER BY id;
 SELECT atomik_digest('inv', 'stock') AS device_stock, atomik_digest('inv', 'flags') AS device_flags \gset
 SELECT atomik_vector() AS device_vector \gset
@@ -43,7 +52,8 @@ SELECT string_agg(atomik_bytes(stock)::text, ',' ORDER BY id) AS hub_bytes FROM 
 \c atomik_device
 SELECT string_agg(atomik_bytes(stock)::text, ',' ORDER BY id) = :'hub_bytes' AS byte_identical FROM inv;
 
--- atomik_changes: what a replica with a vector lacks (nothing, here).
+-- atomik_changes: what a replica at a position (its atomik_vector())
+-- lacks: here the hub's seal since the device's cursor.
 \c atomik_regress
 UPDATE inv SET stock = stock + 1000 WHERE id = 7;
 SELECT atomik_seal() AS hub_seq;
@@ -52,11 +62,18 @@ SELECT atomik_changes(:'device_vector') AS download \gset
 SELECT atomik_apply(:'download') AS applied, atomik_apply(:'download') AS applied_again;
 SELECT id, stock FROM inv ORDER BY id;
 
--- Seal: nothing pending, nothing sealed.
+-- Seal right after a remote apply: nothing was written here, nothing is
+-- recorded, nothing is sealed.
+SELECT count(*) AS recorded FROM atomik.dirty;
 SELECT atomik_seal() AS nothing;
+-- A plain UPDATE ... atomik_accum is recorded by the trigger (once per
+-- cell until the seal), and the seal ships it (the hub shows it below).
+UPDATE inv SET stock = atomik_accum(stock, 1) WHERE id = 1;
 UPDATE inv SET stock = stock + 1 WHERE id = 1;
-UPDATE inv SET stock = stock + 1 WHERE id = 1;
+SELECT table_name, column_name, key FROM atomik.dirty;
 SELECT atomik_seal() AS seq, atomik_seal() AS again;
+SELECT count(*) AS recorded FROM atomik.dirty;
+SELECT position, seq FROM atomik.outbox ORDER BY position;
 SELECT id, stock FROM inv ORDER BY id;
 
 -- A row the receiver lacks is created with column defaults; one that
@@ -69,12 +86,39 @@ SELECT atomik_sync_request() AS req2 \gset
 CREATE TABLE strict_t (id text PRIMARY KEY, c atomik, must text NOT NULL);
 SELECT atomik_track('strict_t', 'c');
 DELETE FROM inv WHERE id = 2;
-SELECT atomik_sync(:'req2') IS NOT NULL AS served;
+SELECT atomik_sync(:'req2') AS resp2 \gset
+SELECT id, stock FROM inv ORDER BY id;  -- the device's +1 +1 arrived
 SELECT table_name, column_name, grp, key, delta FROM atomik.parked;
 INSERT INTO strict_t VALUES ('a''b', NULL, 'now');
 SELECT atomik_seal() AS hub_seq;  -- any atomik call applies what is parked
 SELECT * FROM strict_t;
 SELECT count(*) AS parked_left FROM atomik.parked;
+\c atomik_device
+SELECT atomik_sync_finish(:'resp2') AS applied;
+SELECT count(*) AS outbox FROM atomik.outbox;
+
+-- Another round trip, both sides having written: the device gets the
+-- hub's log range after its cursor (not a snapshot) and they converge
+-- (row 2, deleted on the hub only, stays on the device: deletes are local).
+\c atomik_regress
+UPDATE inv SET stock = atomik_accum(stock, 10) WHERE id = 1;
+\c atomik_device
+UPDATE inv SET stock = atomik_accum(stock, 3) WHERE id = 7;
+UPDATE strict_t SET c = atomik_accum(c, 1);
+SELECT atomik_sync_request() AS req3 \gset
+\c atomik_regress
+SELECT atomik_sync(:'req3') AS resp3 \gset
+SELECT string_agg(id || '=' || stock::text, ' ' ORDER BY id) AS hub_inv FROM inv WHERE id <> 2 \gset
+SELECT atomik_digest('strict_t', 'c') AS hub_strict, atomik_digest('inv', 'flags') AS hub_flags \gset
+\c atomik_device
+SELECT atomik_sync_finish(:'resp3') AS applied;
+SELECT string_agg(id || '=' || stock::text, ' ' ORDER BY id) AS device_inv,
+       string_agg(id || '=' || stock::text, ' ' ORDER BY id) = :'hub_inv' AS inv_agrees
+  FROM inv WHERE id <> 2;
+SELECT atomik_digest('strict_t', 'c') = :hub_strict AS strict_agrees,
+       atomik_digest('inv', 'flags') = :hub_flags AS flags_agree;
+SELECT atomik_seal() AS nothing_after_apply;
+\c atomik_regress
 
 -- Bad input to the replication functions. show_error prints SQLSTATE and
 -- message, with random site ids and checksums masked.
@@ -98,6 +142,13 @@ SELECT show_error($$SELECT atomik_apply(set_byte(resp, 19, get_byte(resp, 19) # 
 SELECT show_error($$SELECT atomik_sync(overlay(req placing '\x00' from 1 for 1)) FROM msg$$);
 SELECT show_error($$SELECT atomik_sync(atomik_sync_request())$$);
 SELECT show_error($$SELECT atomik_changes(req) FROM msg$$);
+-- Messages of protocol v1 (wire version 1: core/fixtures/batch_small.bin
+-- and request_leaf.bin) name their version.
+SELECT show_error($$SELECT atomik_apply('\x414b11011112131415161718191a1b1c1d1e1f200109696e76656e746f72790371747901010c02010206d404006160e595')$$);
+SELECT show_error($$SELECT atomik_sync('\x414b13021112131415161718191a1b1c1d1e1f2022232425262728292a2b2c2d2e2f3031030462696e7305636f756e7425076465766963657305666c6167732209696e76656e746f7279037174790100000200050182010100040201020c02010206d40400030004056e6f7274680d54010a0670756d702d378de0b7ddf0ddefd6de010576616c766505020c02010206d40400f23ae06f')$$);
+SELECT show_error($$SELECT atomik_changes('\x414b11011112131415161718191a1b1c1d1e1f200109696e76656e746f72790371747901010c02010206d404006160e595')$$);
+-- A root hub cannot become a relay.
+SELECT show_error($$SELECT atomik_make_relay()$$);
 SELECT show_error($$SELECT atomik_track('nope', 'c')$$);
 SELECT show_error($$SELECT atomik_track('inv', 'nope')$$);
 SELECT show_error($$SELECT atomik_track('inv', 'note')$$);
@@ -122,6 +173,9 @@ SELECT atomik_track('inv', 'stock'), atomik_track('secret', 'c');
 INSERT INTO inv (id, stock) VALUES (1, atomik_add(1000000));
 INSERT INTO secret VALUES (1, atomik_add(1));
 SELECT atomik_sync_request() AS req_untracked \gset
+-- atomik_make_relay: 1 when it made this replica a relay, 0 after.
+SELECT atomik_make_relay() AS made, atomik_make_relay() AS again;
+SELECT name, value > 0 AS set FROM atomik.settings WHERE name LIKE 'v2\_%' ORDER BY name;
 DROP DATABASE IF EXISTS atomik_device3;
 CREATE DATABASE atomik_device3;
 \c atomik_device3
@@ -130,13 +184,23 @@ CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik, flags atomik, note text N
 SELECT atomik_track('inv', 'stock');
 INSERT INTO inv (id, stock) VALUES (5, atomik_add(1)), (1, atomik_xor(1));
 SELECT atomik_sync_request() AS req_mismatch \gset
+-- A replica that never served keeps no log: atomik_changes asks a hub.
+CREATE FUNCTION show_error(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{8,32}', '<hex>', 'g');
+END
+$$;
+SELECT show_error($$SELECT atomik_changes(atomik_vector())$$);
 \c atomik_regress
 SELECT string_agg(id || '=' || stock::text, ' ' ORDER BY id) AS before FROM inv \gset
 CREATE TEMP TABLE bad AS SELECT :'req_untracked'::bytea AS untracked, :'req_mismatch'::bytea AS mismatch;
 SELECT show_error($$SELECT atomik_sync(untracked) FROM bad$$);
 SELECT show_error($$SELECT atomik_sync(mismatch) FROM bad$$);
 SELECT string_agg(id || '=' || stock::text, ' ' ORDER BY id) = :'before' AS unchanged FROM inv;
-SELECT count(*) AS peers FROM atomik.peers;
+SELECT count(*) AS origins FROM atomik.registry;
 DROP VIEW inv_view;
 DROP TABLE inv, strict_t, nokey, uuidkey;
 DROP FUNCTION show_error(text);

@@ -37,7 +37,7 @@ SET ROLE atomik_reader;
 SELECT show_error($$SELECT atomik_sync(req) FROM msg$$);
 RESET ROLE;
 SELECT id, stock FROM inv ORDER BY id;
-SELECT count(*) AS peers FROM atomik.peers;
+SELECT count(*) AS origins FROM atomik.registry;
 
 -- With UPDATE but not INSERT: existing rows change, a missing row cannot
 -- be created behind the role's back (INSERT is checked too).

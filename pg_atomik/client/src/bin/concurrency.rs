@@ -5,9 +5,10 @@
 //! 2. A device syncs round after round while hub sessions run local
 //!    `atomik_accum` updates, deferred writes (`atomik_defer`) and folds,
 //!    `atomik_seal()` and `VACUUM` concurrently.
-//! 3. Three devices sync concurrently for many rounds (the hub folds what
-//!    all of them have), then a fourth joins late and bootstraps from a
-//!    snapshot: all five replicas end byte-identical.
+//! 3. Three devices sync concurrently for many rounds; then the hub's log
+//!    is trimmed (a one-second horizon) behind their cursors, so their
+//!    next syncs bootstrap from snapshots, and a fourth device joins late
+//!    (a snapshot too): all five replicas end byte-identical.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,7 +70,8 @@ async fn round_trip(
         .expect("finish");
 }
 
-/// Section 3: many devices, retention, and a late joiner's snapshot.
+/// Section 3: many devices, log retention (snapshots for cursors behind
+/// the trimmed log), and a late joiner's snapshot.
 async fn many_devices(retries: &Arc<AtomicU64>) -> u32 {
     let hub = setup("atomik_many_hub").await;
     hub.execute(
@@ -110,20 +112,41 @@ async fn many_devices(retries: &Arc<AtomicU64>) -> u32 {
     for t in tasks {
         made += t.await.expect("device task");
     }
+    // Retention: with a one-second horizon, two hub-local seals two
+    // seconds apart leave every device's cursor behind the trimmed part
+    // of the log at their next sync, which then installs a snapshot.
+    hub.batch_execute(
+        "INSERT INTO atomik.settings VALUES ('horizon_secs', 1)
+         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+    )
+    .await
+    .expect("horizon");
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        hub.batch_execute(
+            "UPDATE inv SET c = atomik_accum(c, 1) WHERE id = 1; SELECT atomik_seal();",
+        )
+        .await
+        .expect("hub write");
+        made += 1;
+    }
     // Everyone syncs twice more: uploads reach the hub, then every device
-    // has every other device's deltas (and the hub folds what all have).
+    // has every other device's deltas.
     for _ in 0..2 {
         for d in 0..3 {
             let dev = connect(&format!("atomik_many_dev{d}")).await;
             round_trip(&dev, &hub, retries).await;
         }
     }
-    let folded: i64 = hub
-        .query_one("SELECT count(*) FROM atomik.folded", &[])
+    let trimmed: i64 = hub
+        .query_one(
+            "SELECT coalesce((SELECT value FROM atomik.settings WHERE name = 'log_trimmed_through'), 0)",
+            &[],
+        )
         .await
-        .expect("folded")
+        .expect("trimmed")
         .get(0);
-    // A late joiner: what it lacks was folded away, so it gets a snapshot.
+    // A late joiner: it holds no cursor, so it gets a snapshot.
     let late = setup("atomik_many_late").await;
     round_trip(&late, &hub, retries).await;
     let mut failures = 0;
@@ -144,16 +167,16 @@ async fn many_devices(retries: &Arc<AtomicU64>) -> u32 {
         }
     }
     println!(
-        "many devices: hub total {hub_total}, expected {made}; {}; {} origins folded on the hub; digests {}",
+        "many devices: hub total {hub_total}, expected {made}; {}; hub log trimmed through position {}; digests {}",
         report.join(" "),
-        folded,
+        trimmed,
         if failures == 0 { "equal" } else { "DIFFER" }
     );
-    if hub_total != made || folded == 0 {
+    if hub_total != made || trimmed == 0 {
         failures += 1;
     }
     if failures > 0 {
-        eprintln!("FAIL: many devices did not converge (or nothing was folded)");
+        eprintln!("FAIL: many devices did not converge (or the log was not trimmed)");
     }
     drop((hub, late));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -282,7 +305,7 @@ async fn main() {
                     Err(e) => panic!("seal failed: {e}"),
                 }
                 c.batch_execute("VACUUM inv").await.expect("vacuum");
-                c.batch_execute("VACUUM atomik.batches")
+                c.batch_execute("VACUUM atomik.log, atomik.dirty")
                     .await
                     .expect("vacuum");
             }
