@@ -183,7 +183,7 @@ pub enum ProtocolError {
     #[error("site {0} is this replica's upstream, so this replica cannot serve it (sync links must not form a cycle)")]
     UpstreamCycle(SiteId),
     /// A root hub was asked to sync upstream.
-    #[error("replica {0} is a root hub: it has folded away other replicas' batches without an upstream, so it cannot sync to one (make a relay's first atomik_sync_request before it serves devices)")]
+    #[error("replica {0} is a root hub: it served before it ever synced to an upstream, so it keeps no outbox and cannot sync to one (declare a relay with atomik_make_relay() before it serves)")]
     RootHub(SiteId),
     /// A relay hub got a response from a hub other than its upstream: a
     /// relay keeps one upstream (its per-origin outbox is acknowledged by

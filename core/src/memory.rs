@@ -15,7 +15,7 @@ use crate::group::Group;
 use crate::key::{Key, KeyShape};
 use crate::log_store::{LogAppend, LogBounds, LogStore};
 use crate::site::{SiteId, VersionVector};
-use crate::store::{Peer, PeerRole, Store, TrackedColumn};
+use crate::store::{Peer, PeerRole, Store, TrackedColumn, VectorStore};
 use crate::value::AtomikValue;
 
 /// A tracked cell and its "created locally, not yet shipped" mark.
@@ -330,38 +330,6 @@ impl Store for MemoryStore {
         Ok(self.site)
     }
 
-    fn is_relay(&mut self) -> Result<bool> {
-        Ok(self.relay)
-    }
-
-    fn set_relay(&mut self, relay: bool) -> Result<()> {
-        self.relay = relay;
-        Ok(())
-    }
-
-    fn vector(&mut self) -> Result<VersionVector> {
-        Ok(self.vector.clone())
-    }
-
-    fn set_vector_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
-        self.vector.set(site, seq);
-        Ok(())
-    }
-
-    fn replace_vector(&mut self, vector: &VersionVector) -> Result<()> {
-        self.vector = vector.clone();
-        Ok(())
-    }
-
-    fn folded(&mut self) -> Result<VersionVector> {
-        Ok(self.folded.clone())
-    }
-
-    fn set_folded_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
-        self.folded.set(site, seq);
-        Ok(())
-    }
-
     fn tracked(&mut self) -> Result<Vec<TrackedColumn>> {
         Ok(self
             .tables
@@ -458,6 +426,52 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn setting(&mut self, name: &str) -> Result<Option<u64>> {
+        Ok(self.settings.get(name).copied())
+    }
+
+    fn set_setting(&mut self, name: &str, value: Option<u64>) -> Result<()> {
+        match value {
+            Some(v) => self.settings.insert(name.to_string(), v),
+            None => self.settings.remove(name),
+        };
+        Ok(())
+    }
+}
+
+impl VectorStore for MemoryStore {
+    fn is_relay(&mut self) -> Result<bool> {
+        Ok(self.relay)
+    }
+
+    fn set_relay(&mut self, relay: bool) -> Result<()> {
+        self.relay = relay;
+        Ok(())
+    }
+
+    fn vector(&mut self) -> Result<VersionVector> {
+        Ok(self.vector.clone())
+    }
+
+    fn set_vector_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
+        self.vector.set(site, seq);
+        Ok(())
+    }
+
+    fn replace_vector(&mut self, vector: &VersionVector) -> Result<()> {
+        self.vector = vector.clone();
+        Ok(())
+    }
+
+    fn folded(&mut self) -> Result<VersionVector> {
+        Ok(self.folded.clone())
+    }
+
+    fn set_folded_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
+        self.folded.set(site, seq);
+        Ok(())
+    }
+
     fn store_batch(&mut self, batch: &Batch) -> Result<()> {
         self.batches
             .insert((batch.origin, batch.seq), batch.clone());
@@ -508,18 +522,6 @@ impl Store for MemoryStore {
 
     fn remove_peer(&mut self, site: SiteId, role: PeerRole) -> Result<()> {
         self.peers.remove(&(site, role));
-        Ok(())
-    }
-
-    fn setting(&mut self, name: &str) -> Result<Option<u64>> {
-        Ok(self.settings.get(name).copied())
-    }
-
-    fn set_setting(&mut self, name: &str, value: Option<u64>) -> Result<()> {
-        match value {
-            Some(v) => self.settings.insert(name.to_string(), v),
-            None => self.settings.remove(name),
-        };
         Ok(())
     }
 }

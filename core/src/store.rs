@@ -48,19 +48,60 @@ pub struct Peer {
     pub last_seen: u64,
 }
 
-/// Storage of one replica. All methods run inside the caller's transaction.
+/// Storage of one replica: its identity, its tracked cells and a few
+/// settings. All methods run inside the caller's transaction.
 ///
-/// Implementations keep: the site id; the version vector; the *folded*
-/// vector (per origin, the highest seq whose batch is not stored here any
-/// more, or was never stored); the batch store; the peer registry; a few
-/// settings; and the tracked cells themselves, each a value
-/// `(group, reference, accumulator)` plus a "new" mark set when a tracked
-/// cell is created locally (so it ships at the next seal even at the
-/// identity, rule 3).
+/// Every cell is a value `(group, reference, accumulator)` plus a "new"
+/// mark set when a tracked cell is created locally (so it ships at the
+/// next seal even at the identity, rule 3). Protocol v2 adds
+/// [`crate::log_store::LogStore`]; protocol v1 adds [`VectorStore`].
 pub trait Store {
     /// This replica's site id, created on first use.
     fn site_id(&mut self) -> Result<SiteId>;
 
+    /// The tracked columns.
+    fn tracked(&mut self) -> Result<Vec<TrackedColumn>>;
+
+    /// Seal step: for every tracked cell written locally since the last
+    /// seal whose accumulator is not the identity or that is marked new,
+    /// move the accumulator into the reference, clear the mark, and return
+    /// the moved deltas (zero deltas for new cells). Protocol v2 requires
+    /// this to read a record of written cells, not to scan the tables.
+    fn take_pending(&mut self) -> Result<Changes>;
+
+    /// Fold received deltas into references, never accumulators (rule 1).
+    /// A cell that is missing or NULL is created in the delta's group; a
+    /// row that cannot be created is parked and applied when it appears.
+    /// Returns how many deltas were applied or parked.
+    ///
+    /// # Errors
+    /// [`crate::ProtocolError::GroupMismatch`] when a delta's group differs
+    /// from its cell's.
+    fn receive(&mut self, changes: &Changes) -> Result<u64>;
+
+    /// Every tracked cell's reference, as changes from the identity (a
+    /// snapshot's payload), and every parked delta. Accumulators are not
+    /// included.
+    fn references(&mut self) -> Result<Changes>;
+
+    /// Replace every tracked cell's reference with the value in `values`
+    /// (the identity of the cell's group where absent), creating cells as
+    /// `receive` does, and clear parked deltas. Accumulators are kept.
+    fn install_references(&mut self, values: &Changes) -> Result<()>;
+
+    /// A numeric setting (see [`crate::protocol::settings`] and
+    /// [`crate::protocol::v2::settings`]).
+    fn setting(&mut self, name: &str) -> Result<Option<u64>>;
+    /// Set or clear a numeric setting.
+    fn set_setting(&mut self, name: &str, value: Option<u64>) -> Result<()>;
+}
+
+/// What protocol v1 ([`crate::protocol`]) keeps beyond [`Store`]: the
+/// version vector (including this replica's own seq), the *folded* vector
+/// (per origin, the highest seq whose batch is not stored here any more,
+/// or was never stored), the batch store, the peer registry and the relay
+/// flag. Only the memory store implements it: the engines run protocol v2.
+pub trait VectorStore: Store {
     /// True once this replica relays to others (stores every applied batch
     /// per origin). Set by the protocol when the replica first serves a sync.
     fn is_relay(&mut self) -> Result<bool>;
@@ -78,34 +119,6 @@ pub trait Store {
     fn folded(&mut self) -> Result<VersionVector>;
     /// Set one entry of the folded vector.
     fn set_folded_entry(&mut self, site: SiteId, seq: u64) -> Result<()>;
-
-    /// The tracked columns.
-    fn tracked(&mut self) -> Result<Vec<TrackedColumn>>;
-
-    /// Seal step: for every tracked cell whose accumulator is not the
-    /// identity or that is marked new, move the accumulator into the
-    /// reference, clear the mark, and return the moved deltas (zero deltas
-    /// for new cells).
-    fn take_pending(&mut self) -> Result<Changes>;
-
-    /// Fold received deltas into references, never accumulators (rule 1).
-    /// A cell that is missing or NULL is created in the delta's group; a
-    /// row that cannot be created is parked and applied when it appears.
-    /// Returns how many deltas were applied or parked.
-    ///
-    /// # Errors
-    /// [`crate::ProtocolError::GroupMismatch`] when a delta's group differs
-    /// from its cell's.
-    fn receive(&mut self, changes: &Changes) -> Result<u64>;
-
-    /// Every tracked cell's reference, as changes from the identity (a
-    /// snapshot's payload). Accumulators are not included.
-    fn references(&mut self) -> Result<Changes>;
-
-    /// Replace every tracked cell's reference with the value in `values`
-    /// (the identity of the cell's group where absent), creating cells as
-    /// `receive` does, and clear parked deltas. Accumulators are kept.
-    fn install_references(&mut self, values: &Changes) -> Result<()>;
 
     /// Keep a batch in the batch store.
     fn store_batch(&mut self, batch: &Batch) -> Result<()>;
@@ -130,9 +143,4 @@ pub trait Store {
     fn put_peer(&mut self, peer: &Peer) -> Result<()>;
     /// Unregister a peer.
     fn remove_peer(&mut self, site: SiteId, role: PeerRole) -> Result<()>;
-
-    /// A numeric setting (see [`crate::protocol::settings`]).
-    fn setting(&mut self, name: &str) -> Result<Option<u64>>;
-    /// Set or clear a numeric setting.
-    fn set_setting(&mut self, name: &str, value: Option<u64>) -> Result<()>;
 }

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use atomik_core::memory::MemoryStore;
 use atomik_core::protocol::{self, settings};
+use atomik_core::store::VectorStore;
 use atomik_core::{
     AtomikValue, Group, Key, KeyKind, KeyPart, KeyShape, ProtocolError, SiteId, Store,
 };

@@ -174,7 +174,14 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
     if let Some(first) = req.uploads.first() {
         // A leaf's uploads are its own consecutive seqs: the first seq
         // names them all. A relay's are consecutive outbox positions.
-        put_u64(&mut out, if req.relays { first.position } else { first.seq });
+        put_u64(
+            &mut out,
+            if req.relays {
+                first.position
+            } else {
+                first.seq
+            },
+        );
     }
     for (i, u) in req.uploads.iter().enumerate() {
         if req.relays {

@@ -3,7 +3,7 @@
 use crate::changes::Changes;
 use crate::codec::{decode, Batch, Message};
 use crate::error::{ProtocolError, Result};
-use crate::store::{Store, TrackedColumn};
+use crate::store::{TrackedColumn, VectorStore};
 
 /// Check every column of `changes` against the tracked set: the table and
 /// column must be tracked here and keys must have the table's key shape.
@@ -52,7 +52,7 @@ pub fn check_tracked(tracked: &[TrackedColumn], changes: &Changes) -> Result<()>
 ///
 /// # Errors
 /// [`ProtocolError::Gap`], tracking and group errors, store errors.
-pub fn apply_batch<S: Store + ?Sized>(
+pub fn apply_batch<S: VectorStore + ?Sized>(
     store: &mut S,
     tracked: &[TrackedColumn],
     batch: &Batch,
@@ -98,7 +98,11 @@ pub fn apply_batch<S: Store + ?Sized>(
 /// # Errors
 /// Decode errors, [`ProtocolError::Gap`], tracking and group errors; a
 /// vector or request is not something to apply.
-pub fn apply_message<S: Store + ?Sized>(store: &mut S, bytes: &[u8], now: u64) -> Result<u64> {
+pub fn apply_message<S: VectorStore + ?Sized>(
+    store: &mut S,
+    bytes: &[u8],
+    now: u64,
+) -> Result<u64> {
     match decode(bytes)? {
         Message::Batch(b) => {
             let tracked = store.tracked()?;

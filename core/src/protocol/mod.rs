@@ -24,7 +24,7 @@ pub use sync::{changes_for, finish_sync, serve_sync, sync_request};
 
 use crate::codec::{encode, Batch, Message, VectorMessage};
 use crate::error::Result;
-use crate::store::Store;
+use crate::store::VectorStore;
 
 /// Names of the numeric settings a store keeps.
 pub mod settings {
@@ -51,7 +51,7 @@ pub mod settings {
 ///
 /// # Errors
 /// Store errors.
-pub fn seal<S: Store + ?Sized>(store: &mut S) -> Result<u64> {
+pub fn seal<S: VectorStore + ?Sized>(store: &mut S) -> Result<u64> {
     let mut changes = store.take_pending()?;
     changes.prune_empty();
     if changes.is_empty() {
@@ -76,7 +76,7 @@ pub fn seal<S: Store + ?Sized>(store: &mut S) -> Result<u64> {
 ///
 /// # Errors
 /// Store errors.
-pub fn vector_message<S: Store + ?Sized>(store: &mut S) -> Result<Vec<u8>> {
+pub fn vector_message<S: VectorStore + ?Sized>(store: &mut S) -> Result<Vec<u8>> {
     Ok(encode(&Message::Vector(VectorMessage {
         site: store.site_id()?,
         vector: store.vector()?,

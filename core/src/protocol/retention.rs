@@ -1,7 +1,7 @@
 //! Retention: unregister silent peers, fold away batches every peer has.
 
 use crate::error::Result;
-use crate::store::{PeerRole, Store};
+use crate::store::{PeerRole, VectorStore};
 
 use super::settings;
 
@@ -22,7 +22,7 @@ pub struct FoldReport {
 ///
 /// # Errors
 /// Store errors.
-pub fn fold_covered<S: Store + ?Sized>(store: &mut S, now: u64) -> Result<FoldReport> {
+pub fn fold_covered<S: VectorStore + ?Sized>(store: &mut S, now: u64) -> Result<FoldReport> {
     let horizon = store
         .setting(settings::HORIZON_SECS)?
         .unwrap_or(settings::DEFAULT_HORIZON_SECS);

@@ -4,7 +4,7 @@
 use crate::changes::Changes;
 use crate::error::{ProtocolError, Result};
 use crate::site::{SiteId, VersionVector};
-use crate::store::Store;
+use crate::store::VectorStore;
 
 use super::apply::check_tracked;
 
@@ -18,7 +18,7 @@ use super::apply::check_tracked;
 /// # Errors
 /// [`ProtocolError::StaleSnapshot`] when the snapshot lacks own batches
 /// this replica no longer holds; tracking and store errors.
-pub(super) fn install<S: Store + ?Sized>(
+pub(super) fn install<S: VectorStore + ?Sized>(
     store: &mut S,
     hub: SiteId,
     covered: &VersionVector,

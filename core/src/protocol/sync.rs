@@ -4,7 +4,7 @@ use crate::changes::Changes;
 use crate::codec::{decode, encode, Message, MessageKind, Payload, SyncRequest, SyncResponse};
 use crate::error::{ProtocolError, Result};
 use crate::site::{SiteId, VersionVector};
-use crate::store::{Peer, PeerRole, Store};
+use crate::store::{Peer, PeerRole, VectorStore};
 
 use super::apply::{apply_batch, check_tracked};
 use super::retention::fold_covered;
@@ -21,7 +21,7 @@ use super::{seal, snapshot};
 ///
 /// # Errors
 /// [`ProtocolError::RootHub`] on a root hub; store errors.
-pub fn sync_request<S: Store + ?Sized>(store: &mut S, now: u64) -> Result<Vec<u8>> {
+pub fn sync_request<S: VectorStore + ?Sized>(store: &mut S, now: u64) -> Result<Vec<u8>> {
     seal(store)?;
     let site = store.site_id()?;
     let relays = store.is_relay()?;
@@ -49,7 +49,11 @@ pub fn sync_request<S: Store + ?Sized>(store: &mut S, now: u64) -> Result<Vec<u8
 /// # Errors
 /// Decode errors, a gap in the uploads, tracking and group errors, a
 /// request made by this replica itself; the caller rolls back.
-pub fn serve_sync<S: Store + ?Sized>(store: &mut S, request: &[u8], now: u64) -> Result<Vec<u8>> {
+pub fn serve_sync<S: VectorStore + ?Sized>(
+    store: &mut S,
+    request: &[u8],
+    now: u64,
+) -> Result<Vec<u8>> {
     let Message::Request(req) = Message::decode_kind(request, MessageKind::Request)? else {
         unreachable!("decode_kind checked the kind")
     };
@@ -89,7 +93,7 @@ pub fn serve_sync<S: Store + ?Sized>(store: &mut S, request: &[u8], now: u64) ->
 ///
 /// # Errors
 /// Decode errors, store errors.
-pub fn changes_for<S: Store + ?Sized>(store: &mut S, vector: &[u8]) -> Result<Vec<u8>> {
+pub fn changes_for<S: VectorStore + ?Sized>(store: &mut S, vector: &[u8]) -> Result<Vec<u8>> {
     let Message::Vector(v) = Message::decode_kind(vector, MessageKind::Vector)? else {
         unreachable!("decode_kind checked the kind")
     };
@@ -105,7 +109,11 @@ pub fn changes_for<S: Store + ?Sized>(store: &mut S, vector: &[u8]) -> Result<Ve
 /// # Errors
 /// Decode errors, a response addressed to another replica, tracking and
 /// group errors, a stale snapshot; the caller rolls back.
-pub fn finish_sync<S: Store + ?Sized>(store: &mut S, response: &[u8], now: u64) -> Result<u64> {
+pub fn finish_sync<S: VectorStore + ?Sized>(
+    store: &mut S,
+    response: &[u8],
+    now: u64,
+) -> Result<u64> {
     match decode(response)? {
         Message::Response(r) => finish_decoded(store, &r, now),
         other => Err(ProtocolError::Decode(crate::DecodeError::WrongKind {
@@ -115,7 +123,7 @@ pub fn finish_sync<S: Store + ?Sized>(store: &mut S, response: &[u8], now: u64) 
     }
 }
 
-pub(crate) fn finish_decoded<S: Store + ?Sized>(
+pub(crate) fn finish_decoded<S: VectorStore + ?Sized>(
     store: &mut S,
     r: &SyncResponse,
     now: u64,
@@ -174,7 +182,7 @@ pub(crate) fn finish_decoded<S: Store + ?Sized>(
 }
 
 /// Compute the response for an asker whose vector is `base`.
-fn respond<S: Store + ?Sized>(
+fn respond<S: VectorStore + ?Sized>(
     store: &mut S,
     site: SiteId,
     asker: SiteId,
@@ -218,7 +226,7 @@ fn respond<S: Store + ?Sized>(
 /// batches kept here without a gap. Batches received folded from a peer
 /// that is not the upstream are left out, so their origin keeps them and
 /// sends them again.
-fn passable_vector<S: Store + ?Sized>(
+fn passable_vector<S: VectorStore + ?Sized>(
     store: &mut S,
     vector: &VersionVector,
     folded: &VersionVector,
@@ -246,7 +254,7 @@ fn passable_vector<S: Store + ?Sized>(
 }
 
 /// The registered upstream peers.
-fn upstream_peers<S: Store + ?Sized>(store: &mut S) -> Result<Vec<Peer>> {
+fn upstream_peers<S: VectorStore + ?Sized>(store: &mut S) -> Result<Vec<Peer>> {
     Ok(store
         .peers()?
         .into_iter()

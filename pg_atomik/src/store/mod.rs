@@ -17,8 +17,8 @@ pub mod tracked;
 use std::collections::HashMap;
 
 use atomik_core::error::Result;
-use atomik_core::store::{Peer, PeerRole, Store, TrackedColumn};
-use atomik_core::{Batch, Changes, ProtocolError, SiteId, VersionVector};
+use atomik_core::store::{Store, TrackedColumn};
+use atomik_core::{Changes, SiteId};
 
 pub use cells::flush_parked;
 pub use spi::{exec, get, rows, spi_err};
@@ -35,13 +35,6 @@ pub struct PgStore {
     tracked: Option<Vec<TrackedTable>>,
     site: Option<SiteId>,
     settings: HashMap<String, Option<u64>>,
-}
-
-/// The error of a protocol v1 storage call (none is made since 0.3.0).
-fn v1_state(what: &str) -> ProtocolError {
-    ProtocolError::store(format!(
-        "pg_atomik 0.3.0 runs protocol v2 and keeps no protocol v1 {what}"
-    ))
 }
 
 impl PgStore {
@@ -74,38 +67,6 @@ impl Store for PgStore {
         Ok(site)
     }
 
-    fn is_relay(&mut self) -> Result<bool> {
-        Err(v1_state(
-            "relay flag (protocol v2 keeps its roles in settings)",
-        ))
-    }
-
-    fn set_relay(&mut self, _relay: bool) -> Result<()> {
-        Err(v1_state(
-            "relay flag (protocol v2 keeps its roles in settings)",
-        ))
-    }
-
-    fn vector(&mut self) -> Result<VersionVector> {
-        Err(v1_state("version vector"))
-    }
-
-    fn set_vector_entry(&mut self, _site: SiteId, _seq: u64) -> Result<()> {
-        Err(v1_state("version vector"))
-    }
-
-    fn replace_vector(&mut self, _vector: &VersionVector) -> Result<()> {
-        Err(v1_state("version vector"))
-    }
-
-    fn folded(&mut self) -> Result<VersionVector> {
-        Err(v1_state("folded vector"))
-    }
-
-    fn set_folded_entry(&mut self, _site: SiteId, _seq: u64) -> Result<()> {
-        Err(v1_state("folded vector"))
-    }
-
     fn tracked(&mut self) -> Result<Vec<TrackedColumn>> {
         Ok(self
             .tracked_tables()?
@@ -132,42 +93,6 @@ impl Store for PgStore {
     fn install_references(&mut self, values: &Changes) -> Result<()> {
         let tracked = self.tracked_tables()?.to_vec();
         cells::install_references(&tracked, values)
-    }
-
-    fn store_batch(&mut self, _batch: &Batch) -> Result<()> {
-        Err(v1_state("batch store"))
-    }
-
-    fn stored_batches(
-        &mut self,
-        _after: &VersionVector,
-        _exclude: Option<SiteId>,
-    ) -> Result<Vec<Batch>> {
-        Err(v1_state("batch store"))
-    }
-
-    fn stored_heads(&mut self) -> Result<VersionVector> {
-        Err(v1_state("batch store"))
-    }
-
-    fn has_batch(&mut self, _origin: SiteId, _seq: u64) -> Result<bool> {
-        Err(v1_state("batch store"))
-    }
-
-    fn drop_batches_through(&mut self, _origin: SiteId, _through: u64) -> Result<()> {
-        Err(v1_state("batch store"))
-    }
-
-    fn peers(&mut self) -> Result<Vec<Peer>> {
-        Err(v1_state("peer registry"))
-    }
-
-    fn put_peer(&mut self, _peer: &Peer) -> Result<()> {
-        Err(v1_state("peer registry"))
-    }
-
-    fn remove_peer(&mut self, _site: SiteId, _role: PeerRole) -> Result<()> {
-        Err(v1_state("peer registry"))
     }
 
     fn setting(&mut self, name: &str) -> Result<Option<u64>> {

@@ -12,6 +12,7 @@ use atomik_core::log_store::{LogAppend, LogBounds, LogStore};
 use atomik_core::{Changes, ProtocolError, SiteId, VersionVector};
 use rusqlite::{params, OptionalExtension};
 
+use super::meta::site_from;
 use super::{se, SqliteStore};
 
 /// `atomik_meta` keys of the log's bounds and of the link.
@@ -19,15 +20,6 @@ const LOG_END: &str = "log_end";
 const LOG_TRIMMED: &str = "log_trimmed_through";
 const LINK_HUB: &str = "link_hub";
 const LINK_POSITION: &str = "link_position";
-
-fn site_from(bytes: &[u8], table: &str) -> Result<SiteId> {
-    SiteId::from_slice(bytes).ok_or_else(|| {
-        ProtocolError::Store(format!(
-            "{table} holds a site id of {} bytes, not 16",
-            bytes.len()
-        ))
-    })
-}
 
 fn batch_bytes(origin: SiteId, seq: u64, changes: &Changes) -> Vec<u8> {
     encode(&Message::Batch(Batch {
