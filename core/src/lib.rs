@@ -46,7 +46,7 @@ pub use error::{DecodeError, ProtocolError, ValueError};
 pub use group::Group;
 pub use key::{Key, KeyKind, KeyPart, KeyShape};
 pub use site::{SiteId, VersionVector};
-pub use store::{Store, TrackedColumn, VectorStore};
+pub use store::{Store, TrackedColumn};
 pub use value::AtomikValue;
 
 /// The version of this crate (and of the extensions built on it).

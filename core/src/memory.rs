@@ -15,7 +15,7 @@ use crate::group::Group;
 use crate::key::{Key, KeyShape};
 use crate::log_store::{LogAppend, LogBounds, LogStore};
 use crate::site::{SiteId, VersionVector};
-use crate::store::{Peer, PeerRole, Store, TrackedColumn, VectorStore};
+use crate::store::{Store, TrackedColumn};
 use crate::value::AtomikValue;
 
 /// A tracked cell and its "created locally, not yet shipped" mark.
@@ -63,12 +63,7 @@ struct LogRecord {
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     site: SiteId,
-    relay: bool,
-    vector: VersionVector,
-    folded: VersionVector,
     tables: BTreeMap<String, Table>,
-    batches: BTreeMap<(SiteId, u64), Batch>,
-    peers: BTreeMap<(SiteId, PeerRole), Peer>,
     settings: BTreeMap<String, u64>,
     parked: BTreeMap<(ColumnId, Key), u64>,
     /// Cells written locally since the last seal: `take_pending` reads
@@ -87,12 +82,7 @@ impl MemoryStore {
     pub fn new(site: SiteId) -> Self {
         MemoryStore {
             site,
-            relay: false,
-            vector: VersionVector::new(),
-            folded: VersionVector::new(),
             tables: BTreeMap::new(),
-            batches: BTreeMap::new(),
-            peers: BTreeMap::new(),
             settings: BTreeMap::new(),
             parked: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -265,11 +255,6 @@ impl MemoryStore {
             .collect()
     }
 
-    /// Number of batches in the batch store.
-    pub fn stored_batch_count(&self) -> usize {
-        self.batches.len()
-    }
-
     /// Protocol v2 storage sizes: (log entries retained, registry entries,
     /// outbox entries).
     pub fn log_sizes(&self) -> (usize, usize, usize) {
@@ -435,93 +420,6 @@ impl Store for MemoryStore {
             Some(v) => self.settings.insert(name.to_string(), v),
             None => self.settings.remove(name),
         };
-        Ok(())
-    }
-}
-
-impl VectorStore for MemoryStore {
-    fn is_relay(&mut self) -> Result<bool> {
-        Ok(self.relay)
-    }
-
-    fn set_relay(&mut self, relay: bool) -> Result<()> {
-        self.relay = relay;
-        Ok(())
-    }
-
-    fn vector(&mut self) -> Result<VersionVector> {
-        Ok(self.vector.clone())
-    }
-
-    fn set_vector_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
-        self.vector.set(site, seq);
-        Ok(())
-    }
-
-    fn replace_vector(&mut self, vector: &VersionVector) -> Result<()> {
-        self.vector = vector.clone();
-        Ok(())
-    }
-
-    fn folded(&mut self) -> Result<VersionVector> {
-        Ok(self.folded.clone())
-    }
-
-    fn set_folded_entry(&mut self, site: SiteId, seq: u64) -> Result<()> {
-        self.folded.set(site, seq);
-        Ok(())
-    }
-
-    fn store_batch(&mut self, batch: &Batch) -> Result<()> {
-        self.batches
-            .insert((batch.origin, batch.seq), batch.clone());
-        Ok(())
-    }
-
-    fn stored_batches(
-        &mut self,
-        after: &VersionVector,
-        exclude: Option<SiteId>,
-    ) -> Result<Vec<Batch>> {
-        Ok(self
-            .batches
-            .values()
-            .filter(|b| Some(b.origin) != exclude && b.seq > after.get(&b.origin))
-            .cloned()
-            .collect())
-    }
-
-    fn stored_heads(&mut self) -> Result<VersionVector> {
-        let mut v = VersionVector::new();
-        for (origin, seq) in self.batches.keys() {
-            if *seq > v.get(origin) {
-                v.set(*origin, *seq);
-            }
-        }
-        Ok(v)
-    }
-
-    fn has_batch(&mut self, origin: SiteId, seq: u64) -> Result<bool> {
-        Ok(self.batches.contains_key(&(origin, seq)))
-    }
-
-    fn drop_batches_through(&mut self, origin: SiteId, through: u64) -> Result<()> {
-        self.batches
-            .retain(|(o, seq), _| !(*o == origin && *seq <= through));
-        Ok(())
-    }
-
-    fn peers(&mut self) -> Result<Vec<Peer>> {
-        Ok(self.peers.values().cloned().collect())
-    }
-
-    fn put_peer(&mut self, peer: &Peer) -> Result<()> {
-        self.peers.insert((peer.site, peer.role), peer.clone());
-        Ok(())
-    }
-
-    fn remove_peer(&mut self, site: SiteId, role: PeerRole) -> Result<()> {
-        self.peers.remove(&(site, role));
         Ok(())
     }
 }

@@ -64,7 +64,11 @@ pub mod settings {
     /// it serves no one until a relay snapshot from its upstream has
     /// replaced that state and its registry.
     pub const RELAY_BOOTSTRAP: &str = "v2_relay_bootstrap";
-    pub use crate::protocol::settings::{DEFAULT_HORIZON_SECS, HORIZON_SECS};
+    /// Seconds a hub keeps log entries; a cursor behind the trimmed part
+    /// gets a snapshot.
+    pub const HORIZON_SECS: &str = "horizon_secs";
+    /// Default horizon: 30 days.
+    pub const DEFAULT_HORIZON_SECS: u64 = 30 * 24 * 3600;
 }
 
 fn flag<S: LogStore + ?Sized>(store: &mut S, name: &str) -> Result<bool> {
