@@ -52,8 +52,12 @@ pub struct W5SqliteReport {
     pub rows: i64,
     /// Paired repetitions (after one warm-up).
     pub reps: usize,
-    /// Local writes to every row.
+    /// Local writes to every row, each the first to its cell since a seal
+    /// (the write trigger records every cell).
     pub local_write: Paired,
+    /// Local writes to every row of cells already pending (the trigger's
+    /// condition is false).
+    pub local_write_repeated: Paired,
     /// Apply of one batch with a delta for every row.
     pub apply: Paired,
     /// atomik_apply throughput at the median (deltas/s).
@@ -126,6 +130,23 @@ pub fn run(rows: i64, reps: usize) -> Result<W5SqliteReport> {
         }
     }
 
+    // Writes to cells that are already pending: no seal in between.
+    c.execute("UPDATE t SET c = atomik_accum(c, 1)", [])?;
+    let mut repeated = vec![];
+    for rep in 0..=reps {
+        let p = ms(|| {
+            c.execute("UPDATE p SET n = n + 1", [])?;
+            Ok(())
+        })?;
+        let a = ms(|| {
+            c.execute("UPDATE t SET c = atomik_accum(c, 1)", [])?;
+            Ok(())
+        })?;
+        if rep > 0 {
+            repeated.push((p, a));
+        }
+    }
+
     // One download of one delta per row, as a hub would send it.
     let dst = conn()?;
     tracked_table(&dst, rows)?;
@@ -168,7 +189,7 @@ pub fn run(rows: i64, reps: usize) -> Result<W5SqliteReport> {
     }
     let local_write = Paired::new(
         "UPDATE p SET n = n + 1",
-        "UPDATE t SET c = atomik_accum(c, 1)",
+        "UPDATE t SET c = atomik_accum(c, 1), first write since a seal",
         &writes,
     );
     let apply = Paired::new(
@@ -182,6 +203,11 @@ pub fn run(rows: i64, reps: usize) -> Result<W5SqliteReport> {
         apply_deltas_per_sec: rows as f64 / apply.atomik_ms.median * 1e3,
         loop_rows_per_sec: rows as f64 / apply.baseline_ms.median * 1e3,
         local_write,
+        local_write_repeated: Paired::new(
+            "UPDATE p SET n = n + 1",
+            "UPDATE t SET c = atomik_accum(c, 1), cells already pending",
+            &repeated,
+        ),
         apply,
         batch_bytes: batch_len,
     })
