@@ -59,15 +59,15 @@ pub struct W7Params {
 }
 
 impl W7Params {
-    /// WORKLOADS' W7: quick = 10,000 SKUs and N up to 1,000; full =
-    /// 100,000 SKUs and N up to 10,000.
+    /// W7: quick = 10,000 SKUs and N ∈ {10, 1,000}; full = 100,000 SKUs and
+    /// N ∈ {10, 100, 1,000, 10,000}.
     pub fn standard(full: bool) -> Self {
         W7Params {
             skus: if full { 100_000 } else { 10_000 },
             fleets: if full {
                 vec![10, 100, 1_000, 10_000]
             } else {
-                vec![10, 100, 1_000]
+                vec![10, 1_000]
             },
             rounds: 3,
             sales: 5,

@@ -66,7 +66,7 @@ struct BenchArgs {
     /// Run only this suite (`w7`: the fleet) and write its JSON.
     #[arg(long, value_parser = ["w7"])]
     only: Option<String>,
-    /// With `--only w7`: the fleet sizes (default 10,100,1000; 10,100,1000,10000 with --full).
+    /// With `--only w7`: the fleet sizes (default 10,1000; 10,100,1000,10000 with --full).
     #[arg(long, value_delimiter = ',', requires = "only")]
     fleet: Option<Vec<usize>>,
     /// With `--only w7`: SKUs in the hub's table (default 10,000; 100,000 with --full).
