@@ -73,7 +73,9 @@ assert one(a, "SELECT atomik_digest('stock', 'qty')") == one(hub, "SELECT atomik
 
 # A bad batch changes nothing and names the problem.
 before = rows(hub)
-fails(hub, "SELECT atomik_sync(?)", "atomik_sync: expected an atomik sync request message, got a vector message",
-      one(a, "SELECT atomik_vector()"))
+fails(hub, "SELECT atomik_sync(?)", "atomik_sync: expected an atomik v2 sync request message, got a v2 sync response message",
+      resp)
+fails(hub, "SELECT atomik_sync(?)", "atomik_sync: atomik message has wire format version 1; this call reads version 2 (protocol v2 sync messages)",
+      b"AK\x13" + resp[3:])
 assert rows(hub) == before
 print("python loadable test: ok")
