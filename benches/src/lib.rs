@@ -1,7 +1,7 @@
 //! # atomik-bench
 //!
 //! Benchmarks and side-by-side comparisons of atomik on the workloads of
-//! `WORKLOADS.md`, against what users would pick instead: full-state
+//! `benches/README.md`, against what users would pick instead: full-state
 //! sync, SQLite session-extension patchsets (feature `session`),
 //! Automerge counters, and plain PostgreSQL counters.
 //!
@@ -134,7 +134,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The workloads of WORKLOADS.md; `full` repeats more and runs longer.
+    /// The workloads of benches/README.md; `full` repeats more and runs longer.
     pub fn standard(full: bool) -> Self {
         Sizes {
             w1_ticks: if full { 10_000 } else { 1_000 },

@@ -1,5 +1,5 @@
 //! W3 — the hot counter in PostgreSQL, driven by pgbench: one row
-//! incremented by N concurrent clients, with the baselines of WORKLOADS.md
+//! incremented by N concurrent clients, with the baselines of benches/README.md
 //! in the same run, synchronous commit on and off; tps, latency
 //! percentiles from pgbench's per-transaction log, the time to read the
 //! counter, and a check that the counter equals the committed transactions.

@@ -32,7 +32,7 @@ enum Command {
     /// Serve a hub database over HTTP (POST /sync, GET /health).
     Serve(ServeArgs),
     /// Measure atomik against full-state sync, SQLite session patchsets,
-    /// Automerge counters and plain SQL (WORKLOADS.md W1–W5); write
+    /// Automerge counters and plain SQL (benches/README.md, W1–W5); write
     /// bench.json and SVG plots.
     Bench(BenchArgs),
     /// Workload W6: N random LOAD/ACCUM/READ operations on every offload

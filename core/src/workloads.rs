@@ -1,5 +1,5 @@
 //! Byte-size measurements of the wire format on the fixed workloads of
-//! `WORKLOADS.md` (W1, and small `add` deltas as in W2), shared by the
+//! `benches/README.md` (W1, and small `add` deltas as in W2), shared by the
 //! `wire_sizes` example, the size tests, and the benchmarks.
 
 use crate::changes::{Changes, ColumnId};

@@ -1,4 +1,4 @@
-//! Size targets of DESIGN.md §3 and WORKLOADS.md W1. Sizes are exact
+//! Size targets of DESIGN.md §3 and benches/README.md (W1). Sizes are exact
 //! functions of the input, not timings: asserting them is deterministic.
 
 use atomik_core::workloads::{median, small_add_bytes_per_cell, w1_tick_sizes};

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# W3 (../shared/WORKLOADS.md): one hot `add` counter, N concurrent pgbench
+# W3 (benches/README.md, "The workloads"): one hot `add` counter, N concurrent pgbench
 # clients each adding 1 per transaction. Variants, side by side in one run:
 #   update      plain `UPDATE w3_plain SET n = n + 1 WHERE id = 1`
 #   slots64     the same spread over 64 rows (random slot), read = sum

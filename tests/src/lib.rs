@@ -4,7 +4,7 @@
 //! killed and restarted at random), a PostgreSQL hub and a second hub, all
 //! driven through the same `atomik_*` SQL calls an application makes.
 //!
-//! * [`w4`] — workload W4 of WORKLOADS.md: chaos schedules over a lossy,
+//! * [`w4`] — workload W4 of benches/README.md: chaos schedules over a lossy,
 //!   duplicating, reordering transport (direct or through `atomik serve`
 //!   over loopback HTTP), checked against an exact oracle;
 //! * [`golden`] — one SQL script run on both engines, results compared with

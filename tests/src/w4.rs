@@ -1,4 +1,4 @@
-//! Workload W4 of WORKLOADS.md across engines: chaos convergence.
+//! Workload W4 of benches/README.md across engines: chaos convergence.
 //!
 //! One schedule: 5–8 SQLite devices, each a real file in its own process;
 //! hub A (PostgreSQL when a cluster is given, else SQLite) and hub B

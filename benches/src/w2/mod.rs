@@ -36,7 +36,7 @@ pub(crate) use self::session::recorded_updates as session_patchset;
 /// One local change: (SKU, delta).
 pub type Op = (i64, i64);
 
-/// The shape of a W2 run (WORKLOADS.md: 10,000 SKUs, 8 clients, 500 sales
+/// The shape of a W2 run (benches/README.md: 10,000 SKUs, 8 clients, 500 sales
 /// and 50 restocks per client per round, 5 rounds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct W2Params {
@@ -53,7 +53,7 @@ pub struct W2Params {
 }
 
 impl W2Params {
-    /// The parameters of WORKLOADS.md.
+    /// The parameters of benches/README.md.
     pub fn standard() -> Self {
         W2Params {
             skus: 10_000,

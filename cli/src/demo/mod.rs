@@ -1,5 +1,5 @@
 //! `atomik demo`: a fleet of field devices keeping inventory offline and
-//! converging with a hub through a flaky link (workload W2 of WORKLOADS.md).
+//! converging with a hub through a flaky link (workload W2 of benches/README.md).
 
 mod link;
 mod report;

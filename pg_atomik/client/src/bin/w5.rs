@@ -1,4 +1,4 @@
-//! WORKLOADS.md W5 in PostgreSQL, side by side in one run:
+//! W5 (benches/README.md) in PostgreSQL, side by side in one run:
 //! * apply of one download of 100,000 `add` deltas (`atomik_apply` of a
 //!   protocol v2 response: a hub's log range) against a plain
 //!   `UPDATE ... FROM unnest(...)` of the same new values;
