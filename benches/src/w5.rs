@@ -104,6 +104,30 @@ fn ms(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1e3)
 }
 
+/// `reps` back-to-back pairs (after one warm-up) of a plain `n = n + 1`
+/// over every row of `p` and an `atomik_accum` over every row of `t`,
+/// sealing (untimed) after each atomik write when `seal` is set.
+fn paired_writes(c: &Connection, reps: usize, seal: bool) -> Result<Vec<(f64, f64)>> {
+    let mut pairs = vec![];
+    for rep in 0..=reps {
+        let p = ms(|| {
+            c.execute("UPDATE p SET n = n + 1", [])?;
+            Ok(())
+        })?;
+        let a = ms(|| {
+            c.execute("UPDATE t SET c = atomik_accum(c, 1)", [])?;
+            Ok(())
+        })?;
+        if seal {
+            c.query_row("SELECT atomik_seal()", [], |r| r.get::<_, i64>(0))?;
+        }
+        if rep > 0 {
+            pairs.push((p, a));
+        }
+    }
+    Ok(pairs)
+}
+
 /// Run W5 in SQLite with `rows` rows and `reps` paired repetitions.
 ///
 /// # Errors
@@ -112,40 +136,12 @@ pub fn run(rows: i64, reps: usize) -> Result<W5SqliteReport> {
     let c = conn()?;
     tracked_table(&c, rows)?;
     plain_table(&c, rows)?;
-    let mut writes = vec![];
-    for rep in 0..=reps {
-        let p = ms(|| {
-            c.execute("UPDATE p SET n = n + 1", [])?;
-            Ok(())
-        })?;
-        let a = ms(|| {
-            c.execute("UPDATE t SET c = atomik_accum(c, 1)", [])?;
-            Ok(())
-        })?;
-        // Untimed: seal, so that every timed write finds clean cells and
-        // pays for recording them (the worst case for the write triggers).
-        c.query_row("SELECT atomik_seal()", [], |r| r.get::<_, i64>(0))?;
-        if rep > 0 {
-            writes.push((p, a));
-        }
-    }
-
+    // Every timed write finds clean cells (an untimed seal after each):
+    // it pays for recording them, the worst case for the write triggers.
+    let writes = paired_writes(&c, reps, true)?;
     // Writes to cells that are already pending: no seal in between.
     c.execute("UPDATE t SET c = atomik_accum(c, 1)", [])?;
-    let mut repeated = vec![];
-    for rep in 0..=reps {
-        let p = ms(|| {
-            c.execute("UPDATE p SET n = n + 1", [])?;
-            Ok(())
-        })?;
-        let a = ms(|| {
-            c.execute("UPDATE t SET c = atomik_accum(c, 1)", [])?;
-            Ok(())
-        })?;
-        if rep > 0 {
-            repeated.push((p, a));
-        }
-    }
+    let repeated = paired_writes(&c, reps, false)?;
 
     // One download of one delta per row, as a hub would send it.
     let dst = conn()?;

@@ -486,14 +486,6 @@ impl LogStore for MemoryStore {
         })
     }
 
-    fn log_sum(&mut self, after: u64, through: Option<u64>, asker: SiteId) -> Result<Changes> {
-        let mut sum = Changes::new();
-        for r in self.log_range(after, through, asker) {
-            sum.merge(&r.changes).map_err(ProtocolError::store)?;
-        }
-        Ok(sum)
-    }
-
     fn log_entries(
         &mut self,
         after: u64,

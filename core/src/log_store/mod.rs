@@ -71,17 +71,28 @@ pub trait LogStore: Store {
     fn log_append(&mut self, entry: LogAppend<'_>) -> Result<u64>;
     /// The retained part of the log.
     fn log_bounds(&mut self) -> Result<LogBounds>;
-    /// The group-sum of the entries at positions in `(after, through]`
-    /// (`through` `None`: every committed entry after `after` this
-    /// transaction sees), less those whose origin or via is `asker`.
-    fn log_sum(&mut self, after: u64, through: Option<u64>, asker: SiteId) -> Result<Changes>;
-    /// The same entries, each as its batch, in position order.
+    /// The entries at positions in `(after, through]` (`through` `None`:
+    /// every committed entry after `after` this transaction sees), less
+    /// those whose origin or via is `asker`, each as its batch, in position
+    /// order.
     fn log_entries(
         &mut self,
         after: u64,
         through: Option<u64>,
         asker: SiteId,
     ) -> Result<Vec<Batch>>;
+    /// The group-sum of [`Self::log_entries`]: what a leaf downloads. A
+    /// store that keeps pre-summed ranges of its log overrides it.
+    ///
+    /// # Errors
+    /// Store errors; a key-shape conflict between entries.
+    fn log_sum(&mut self, after: u64, through: Option<u64>, asker: SiteId) -> Result<Changes> {
+        let mut sum = Changes::new();
+        for b in self.log_entries(after, through, asker)? {
+            sum.merge(&b.changes).map_err(crate::ProtocolError::store)?;
+        }
+        Ok(sum)
+    }
     /// Trim entries appended before `before` (seconds); entries never come
     /// back. Returns the new `trimmed_through`.
     fn log_trim(&mut self, before: u64) -> Result<u64>;

@@ -13,7 +13,7 @@ use atomik_core::codec::v2::{Cursor, OutboxEntry};
 use atomik_core::error::Result;
 use atomik_core::log_store::{LogAppend, LogBounds, LogStore};
 use atomik_core::store::Store;
-use atomik_core::{Batch, Changes, ProtocolError, SiteId, VersionVector};
+use atomik_core::{Batch, ProtocolError, SiteId, VersionVector};
 use pgrx::datum::DatumWithOid;
 
 use super::spi::{exec, get, rows, to_i64, to_u64};
@@ -175,14 +175,6 @@ impl LogStore for PgStore {
     /// are decoded and group-summed here with `Changes::merge`. (A
     /// server-side sum of the decoded deltas would move less data out of
     /// SPI; this is fine for now.)
-    fn log_sum(&mut self, after: u64, through: Option<u64>, asker: SiteId) -> Result<Changes> {
-        let mut sum = Changes::new();
-        for b in log_batches(after, through, asker)? {
-            sum.merge(&b.changes).map_err(ProtocolError::store)?;
-        }
-        Ok(sum)
-    }
-
     fn log_entries(
         &mut self,
         after: u64,

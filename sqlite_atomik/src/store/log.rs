@@ -193,14 +193,6 @@ impl LogStore for SqliteStore<'_> {
         })
     }
 
-    fn log_sum(&mut self, after: u64, through: Option<u64>, asker: SiteId) -> Result<Changes> {
-        let mut sum = Changes::new();
-        for b in self.log_rows(after, through, asker)? {
-            sum.merge(&b.changes).map_err(ProtocolError::store)?;
-        }
-        Ok(sum)
-    }
-
     fn log_entries(
         &mut self,
         after: u64,
