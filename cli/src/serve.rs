@@ -188,16 +188,25 @@ async fn local_call<T: Send + 'static>(
     }
 }
 
+/// Attempts of one statement: a broken connection or a transient
+/// conflict (a deadlock or serialization failure that PostgreSQL resolved
+/// by rolling the statement back whole) is retried.
+const ATTEMPTS: usize = 4;
+
 /// Run one statement (with the request as `$1`, if any) on a pooled
-/// connection; a connection that turns out broken is dropped and the
-/// statement retried once on a fresh one.
+/// connection. A connection that turns out broken (the server restarted)
+/// is dropped and the statement retried on a fresh one; a statement that
+/// PostgreSQL rolled back as a deadlock victim or a serialization failure
+/// is retried after a short pause (parallel serves that met in opposite
+/// orders on hot rows). A repeated sync request is a harmless duplicate.
 async fn pool_call(
     pool: &deadpool_postgres::Pool,
     sql: &str,
     arg: Option<&Bytes>,
 ) -> Result<tokio_postgres::Row, Failure> {
+    use tokio_postgres::error::SqlState;
     let mut last = String::new();
-    for _ in 0..2 {
+    for attempt in 0..ATTEMPTS {
         let client = match pool.get().await {
             Ok(c) => c,
             Err(e) => return Err(Failure::Unavailable(e.to_string())),
@@ -210,14 +219,24 @@ async fn pool_call(
             Ok(row) => return Ok(row),
             Err(e) => {
                 if let Some(db) = e.as_db_error() {
-                    return Err(Failure::Refused(db.message().to_string()));
+                    let transient = [
+                        SqlState::T_R_DEADLOCK_DETECTED,
+                        SqlState::T_R_SERIALIZATION_FAILURE,
+                    ]
+                    .contains(db.code());
+                    if !transient {
+                        return Err(Failure::Refused(db.message().to_string()));
+                    }
+                    last = db.message().to_string();
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                    continue;
                 }
                 last = e.to_string();
                 if !client.is_closed() {
                     return Err(Failure::Unavailable(last));
                 }
-                // A broken connection (the server restarted): deadpool
-                // drops it on return; try once more on a new one.
+                // deadpool drops a broken connection on return; take it
+                // out now and try a new one.
                 drop(deadpool_postgres::Object::take(client));
             }
         }

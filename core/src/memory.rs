@@ -464,7 +464,7 @@ impl LogStore for MemoryStore {
         Ok(())
     }
 
-    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<u64> {
+    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<()> {
         self.log_end += 1;
         self.log.insert(
             self.log_end,
@@ -476,7 +476,7 @@ impl LogStore for MemoryStore {
                 changes: Arc::new(entry.changes.clone()),
             },
         );
-        Ok(self.log_end)
+        Ok(())
     }
 
     fn log_bounds(&mut self) -> Result<LogBounds> {

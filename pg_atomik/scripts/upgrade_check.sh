@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The upgrade paths yield the same extension as a fresh install, and an
 # upgraded replica keeps its replication state:
-# 1. `CREATE EXTENSION pg_atomik VERSION '0.1.0'` and `... VERSION '0.2.0'`,
-#    each with a tracked column, then `ALTER EXTENSION pg_atomik UPDATE`
-#    (0.1.0 -> 0.2.0 -> VERSION, and 0.2.0 -> VERSION) must give the same
+# 1. `CREATE EXTENSION pg_atomik VERSION '0.1.0'`, `... '0.2.0'` and
+#    `... '0.3.0'`, each with a tracked column, then `ALTER EXTENSION
+#    pg_atomik UPDATE` (0.1.0 -> 0.2.0 -> 0.3.0 -> VERSION, 0.2.0 -> VERSION
+#    and 0.3.0 -> VERSION) must give the same
 #    catalog listing of every member object as `CREATE EXTENSION pg_atomik`
 #    (functions with their flags, source and ACL; tables with columns,
 #    constraints, indexes, options and ACLs; types, operators, casts,
@@ -26,7 +27,7 @@ set -euo pipefail
 BIN=$1 SOCK=$2 PORT=$3 VERSION=$4
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql() { as_pg "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"; }
-DBS="atomik_up_old atomik_up_020 atomik_up_new atomik_up_hub atomik_up_dev"
+DBS="atomik_up_old atomik_up_020 atomik_up_030 atomik_up_new atomik_up_hub atomik_up_dev"
 for db in $DBS; do
     psql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 done
@@ -61,6 +62,14 @@ INSERT INTO inv VALUES (1, atomik_add(5));
 CREATE TABLE gone (id bigint PRIMARY KEY, n atomik);
 $(old_track gone n)
 DROP TABLE gone;
+ALTER EXTENSION pg_atomik UPDATE TO '$VERSION';
+SQL
+# 0.3.0's atomik_track runs this build's code, so it is called as is.
+psql -d atomik_up_030 >/dev/null <<SQL
+CREATE EXTENSION pg_atomik VERSION '0.3.0';
+CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik);
+SELECT atomik_track('inv', 'stock');
+INSERT INTO inv VALUES (1, atomik_add(5));
 ALTER EXTENSION pg_atomik UPDATE TO '$VERSION';
 SQL
 psql -d atomik_up_new >/dev/null <<SQL
@@ -103,7 +112,7 @@ UNION ALL SELECT format('trigger on tracked table: %s', pg_get_triggerdef(tg.oid
     FROM pg_trigger tg WHERE tg.tgrelid = 'public.inv'::regclass AND NOT tg.tgisinternal
 ORDER BY 1"
 new=$(psql -d atomik_up_new -c "$listing")
-for from in old:0.1.0 020:0.2.0; do
+for from in old:0.1.0 020:0.2.0 030:0.3.0; do
     db=atomik_up_${from%%:*} v=${from#*:}
     got=$(psql -d "$db" -c "$listing")
     if [ "$got" != "$new" ]; then

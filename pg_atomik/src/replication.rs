@@ -1,33 +1,61 @@
 //! The replication functions of DESIGN.md §4, over protocol v2
-//! (`atomik_core::protocol::v2`). Each takes this database's replication
-//! lock, runs one protocol call over [`PgStore`] in the caller's
-//! transaction, and raises the call's error — which rolls back everything
-//! the call did. None is `SECURITY DEFINER`: they read and write the
-//! application's tables as the calling role, so its GRANTs and row-level
-//! security policies hold.
+//! (`atomik_core::protocol::v2`). Each runs one protocol call over
+//! [`PgStore`] in the caller's transaction, and raises the call's error —
+//! which rolls back everything the call did. None is `SECURITY DEFINER`:
+//! they read and write the application's tables as the calling role, so
+//! its GRANTs and row-level security policies hold.
+//!
+//! **Concurrency.** The serves of a root hub (`atomik_sync`,
+//! `atomik_changes`) run in parallel: they share this database's
+//! replication lock, and serialize only where they must, on rows —
+//! the registry entry of each origin they apply (two syncs of one device),
+//! the cells they update (until commit), the own-seq row when the hub's
+//! own writes are sealed — and on `atomik.log_pending` for a snapshot
+//! (see `store/log.rs`: the log is numbered late, so that a cursor is
+//! never passed by an entry that commits later). Every other call (seal,
+//! a device's sync request and finish, apply, make-relay) and every serve
+//! of a relay (whose up-outbox positions are numbered as they are
+//! pushed) takes the lock exclusively.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use atomik_core::error::Result;
 use atomik_core::protocol::v2;
-use atomik_core::Store;
+use atomik_core::{ProtocolError, Store};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
+use crate::deferred::fold::Wait;
 use crate::errors::or_raise;
-use crate::store::{flush_parked, PgStore};
+use crate::store::PgStore;
 
-/// The advisory lock key ("atomik" in ASCII) that serializes protocol
-/// calls within a database: a second sync of the same origin waits for
-/// the first to commit, then sees its advanced registry and applies
-/// nothing. Holding it also makes every log entry a call sees committed
-/// (see `LogStore::log_bounds` in `store/log.rs`).
+/// The advisory lock key ("atomik" in ASCII) of the replication lock:
+/// serves of a root hub share it, every other protocol call holds it
+/// alone (so a device's calls serialize, and none runs beside a serve).
 pub const LOCK_KEY: i64 = 0x6174_6f6d_696b;
 
-/// Take the replication lock until the end of the transaction.
+/// How a protocol call holds the replication lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A device-side call, or a relay's serve: alone.
+    Alone,
+    /// A root hub's serve: beside other serves.
+    Serve,
+}
+
+/// Take the replication lock alone until the end of the transaction (for
+/// the tracking functions, which change what the protocol calls see).
 pub fn lock() -> Result<()> {
+    lock_in(Mode::Alone)
+}
+
+/// Take the replication lock in `mode` until the end of the transaction.
+fn lock_in(mode: Mode) -> Result<()> {
     crate::store::exec(
-        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        match mode {
+            Mode::Alone => "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+            Mode::Serve => "SELECT pg_catalog.pg_advisory_xact_lock_shared($1)",
+        },
         &[DatumWithOid::from(LOCK_KEY)],
     )?;
     Ok(())
@@ -43,16 +71,31 @@ fn now() -> u64 {
 }
 
 /// Run one protocol call under the lock; `cells` (a call that may seal
-/// or apply) first folds committed deferred deltas (so a seal ships them)
-/// and applies parked deltas whose rows have appeared.
-fn call<T>(cells: bool, f: impl FnOnce(&mut PgStore) -> Result<T>) -> T {
+/// or apply) first folds committed deferred deltas (so a seal ships them;
+/// a serve does this after its table lock, and skips the fold when another
+/// fold runs) and applies parked deltas whose rows have appeared.
+fn call<T>(cells: bool, mode: Mode, f: impl FnOnce(&mut PgStore) -> Result<T>) -> T {
     or_raise((|| {
-        lock()?;
+        let relay =
+            || Ok::<_, ProtocolError>(crate::store::setting(v2::settings::UPSTREAM)?.is_some());
+        let mode = if mode == Mode::Serve && relay()? {
+            Mode::Alone
+        } else {
+            mode
+        };
+        lock_in(mode)?;
+        if mode == Mode::Serve && relay()? {
+            return Err(ProtocolError::store(
+                "this replica became a relay while the serve waited; retry the sync",
+            ));
+        }
         let mut store = PgStore::new();
-        if cells {
-            crate::deferred::fold_before_protocol()?;
-            let tracked = store.tracked_tables()?.to_vec();
-            flush_parked(&tracked)?;
+        match (cells, mode) {
+            (false, _) => {}
+            // A serve takes its table lock before any row lock, so it folds
+            // in `begin_serve`, after that lock.
+            (true, Mode::Serve) => store.prepare_cells_in_begin_serve(),
+            (true, Mode::Alone) => store.prepare_cells(Wait::Block)?,
         }
         f(&mut store)
     })())
@@ -61,13 +104,13 @@ fn call<T>(cells: bool, f: impl FnOnce(&mut PgStore) -> Result<T>) -> T {
 /// `atomik_site_id()`: this replica's site id, 32 hex digits.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_site_id() -> String {
-    call(false, |s| s.site_id()).to_string()
+    call(false, Mode::Alone, |s| s.site_id()).to_string()
 }
 
 /// `atomik_seal()`: seal pending local writes into a batch; its seq, or 0.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_seal() -> i64 {
-    call(true, |s| v2::seal(s, now())) as i64
+    call(true, Mode::Alone, |s| v2::seal(s, now())) as i64
 }
 
 /// `atomik_vector()`: where this replica stands — its site and its cursor
@@ -75,7 +118,7 @@ fn atomik_seal() -> i64 {
 /// argument of a hub's `atomik_changes`).
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_vector() -> Vec<u8> {
-    call(false, v2::position_message)
+    call(false, Mode::Alone, v2::position_message)
 }
 
 /// `atomik_changes(vector)`: on a hub, what a replica standing at that
@@ -83,32 +126,32 @@ fn atomik_vector() -> Vec<u8> {
 /// `atomik_apply`. Seals, applies and registers nothing.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_changes(vector: &[u8]) -> Vec<u8> {
-    call(false, |s| v2::changes_for(s, vector))
+    call(false, Mode::Serve, |s| v2::changes_for(s, vector))
 }
 
 /// `atomik_apply(batch)`: apply a response (of `atomik_sync` or
 /// `atomik_changes`) exactly once; the number of deltas newly applied.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_apply(batch: &[u8]) -> i64 {
-    call(true, |s| v2::apply_message(s, batch, now())) as i64
+    call(true, Mode::Alone, |s| v2::apply_message(s, batch, now())) as i64
 }
 
 /// `atomik_sync_request()`: seal, then the request bytes for a hub.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_sync_request() -> Vec<u8> {
-    call(true, |s| v2::sync_request(s, now()))
+    call(true, Mode::Alone, |s| v2::sync_request(s, now()))
 }
 
 /// `atomik_sync(request)`: serve a sync request (hub role).
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_sync(request: &[u8]) -> Vec<u8> {
-    call(true, |s| v2::serve_sync(s, request, now()))
+    call(true, Mode::Serve, |s| v2::serve_sync(s, request, now()))
 }
 
 /// `atomik_sync_finish(response)`: apply a hub's response exactly once.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_sync_finish(response: &[u8]) -> i64 {
-    call(true, |s| v2::finish_sync(s, response, now())) as i64
+    call(true, Mode::Alone, |s| v2::finish_sync(s, response, now())) as i64
 }
 
 /// `atomik_make_relay()`: declare this replica a relay hub (it will serve
@@ -116,7 +159,7 @@ fn atomik_sync_finish(response: &[u8]) -> i64 {
 /// when it already was one.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_make_relay() -> i64 {
-    i64::from(call(false, |s| v2::make_relay(s, now())))
+    i64::from(call(false, Mode::Alone, |s| v2::make_relay(s, now())))
 }
 
 /// `atomik_version()`: the extension version.

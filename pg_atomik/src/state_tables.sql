@@ -104,11 +104,30 @@ CREATE TABLE atomik.log (
 -- The trim finds the last entry older than the horizon.
 CREATE INDEX log_appended_at ON atomik.log (appended_at, position);
 
+-- Protocol v2 hub log, not yet numbered (0.4.0): serves of different
+-- devices run in parallel, and a log position handed out as a cursor must
+-- never be passed by an entry that commits later. So a serve appends
+-- here, and a serve that takes the log_end settings row (FOR UPDATE SKIP
+-- LOCKED: one at a time, nobody waits; the row is created by the first)
+-- moves every committed entry into
+-- atomik.log at the next positions; the committed log_end is then the
+-- highest position below which every entry has committed.
+CREATE TABLE atomik.log_pending (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    origin bytea NOT NULL CHECK (length(origin) = 16),
+    seq bigint NOT NULL CHECK (seq > 0),
+    via bytea NOT NULL CHECK (length(via) = 16),
+    appended_at bigint NOT NULL CHECK (appended_at >= 0),
+    bytes bytea NOT NULL
+);
+
 -- Protocol v2 registry (a hub's exactly-once record): per origin, the
--- highest seq applied here.
+-- highest seq applied here. A serve locks its origins' rows (FOR UPDATE)
+-- before it applies anything, so two syncs of one origin serialize; a
+-- row with seq 0 is an origin locked before its first batch.
 CREATE TABLE atomik.registry (
     site bytea PRIMARY KEY CHECK (length(site) = 16),
-    seq bigint NOT NULL CHECK (seq > 0)
+    seq bigint NOT NULL CHECK (seq >= 0)
 );
 
 SELECT pg_catalog.pg_extension_config_dump('atomik.meta', '');
@@ -120,6 +139,8 @@ SELECT pg_catalog.pg_extension_config_dump('atomik.dirty', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.link', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.log', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.registry', '');
 
 -- Marks a tracked cell created by a local INSERT (or an UPDATE from NULL,

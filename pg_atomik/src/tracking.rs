@@ -275,7 +275,7 @@ fn untrack(table: &str, column: &str) -> Result<bool> {
     lock()?;
     let target = resolve(table, column)?;
     // Deferred deltas are local writes: apply them while still tracked.
-    crate::deferred::fold_before_protocol()?;
+    crate::deferred::fold_before_protocol(crate::deferred::fold::Wait::Block)?;
     let removed = exec(
         "DELETE FROM atomik.tracked WHERE relid = $1::oid::regclass AND column_name = $2",
         &[DatumWithOid::from(target.relid), DatumWithOid::from(column)],
@@ -316,7 +316,7 @@ fn digest(table: &str, column: &str) -> Result<i64> {
     // digest covers the folded values only.
     // SAFETY: reads a flag of the current transaction.
     if !unsafe { pgrx::pg_sys::XactReadOnly } {
-        crate::deferred::fold_before_protocol()?;
+        crate::deferred::fold_before_protocol(crate::deferred::fold::Wait::Block)?;
     }
     let n = t.keys.len();
     let mut d = Digest::new();

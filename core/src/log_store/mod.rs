@@ -67,8 +67,17 @@ pub trait LogStore: Store {
     /// Set or clear the cursor.
     fn set_link(&mut self, link: Option<Cursor>) -> Result<()>;
 
-    /// Append a batch to the log; returns its position.
-    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<u64>;
+    /// Append a batch to the log. A store whose serves run in parallel
+    /// may number it only at a later [`Self::log_publish`].
+    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<()>;
+    /// Number the appended entries that are not numbered yet, where this
+    /// call may (a store whose serves run in parallel numbers committed
+    /// appends in one transaction at a time, so that a position is never
+    /// passed by an entry that commits later). A store that numbers at
+    /// append keeps the default, which does nothing.
+    fn log_publish(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// The retained part of the log.
     fn log_bounds(&mut self) -> Result<LogBounds>;
     /// The entries at positions in `(after, through]` (`through` `None`:
@@ -107,6 +116,16 @@ pub trait LogStore: Store {
     /// The whole registry (for a relay's snapshot: O(origins), by design
     /// only on the relay path).
     fn registry(&mut self) -> Result<VersionVector>;
+
+    /// Called once by a serve before it touches any cell, with whether it
+    /// will answer with a snapshot: a store whose serves run in parallel
+    /// takes its locks here, always in the same order, so that serves
+    /// cannot deadlock (and a snapshot sees the references and the log as
+    /// of one moment). The default does nothing.
+    fn begin_serve(&mut self, snapshot: bool) -> Result<()> {
+        let _ = snapshot;
+        Ok(())
+    }
 }
 
 pub mod conformance;

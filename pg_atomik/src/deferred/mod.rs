@@ -254,8 +254,8 @@ fn atomik_fold_deferred() -> i64 {
 
 /// Fold before a protocol call, so that sealed batches and digests include
 /// every committed deferred delta.
-pub fn fold_before_protocol() -> Result<()> {
-    fold::fold(None, worker::batch(), fold::Wait::Block).map(|_| ())
+pub fn fold_before_protocol(wait: fold::Wait) -> Result<()> {
+    fold::fold(None, worker::batch(), wait).map(|_| ())
 }
 
 pgrx::extension_sql_file!(

@@ -65,6 +65,17 @@ fn take_record() -> Result<Record> {
     Ok(record)
 }
 
+/// Whether any written cell is recorded (committed, or this
+/// transaction's own).
+pub fn anything_recorded() -> Result<bool> {
+    let found = rows(
+        "SELECT EXISTS (SELECT 1 FROM atomik.dirty) OR EXISTS (SELECT 1 FROM atomik.new_cells)",
+        &[],
+        |r| get::<bool>(r, 1),
+    )?;
+    Ok(found.first().copied().unwrap_or(false))
+}
+
 /// Seal step: for every cell recorded as written (`atomik.new_cells`,
 /// `atomik.dirty` — the tables themselves are never scanned), move a
 /// non-zero accumulator into its reference, and return the moved deltas
@@ -281,7 +292,7 @@ fn park(t: &TrackedTable, group: Group, key: &Key, delta: u64) -> Result<()> {
 pub fn flush_parked(tracked: &[TrackedTable]) -> Result<u64> {
     let parked = rows(
         "SELECT table_name, column_name, grp, key, delta FROM atomik.parked
-          ORDER BY table_name, column_name, key FOR UPDATE",
+          ORDER BY table_name, column_name, key FOR UPDATE SKIP LOCKED",
         &[],
         |r| {
             Ok((

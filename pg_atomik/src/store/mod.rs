@@ -17,24 +17,34 @@ pub mod tracked;
 use std::collections::HashMap;
 
 use atomik_core::error::Result;
+use atomik_core::protocol::v2::settings;
 use atomik_core::store::{Store, TrackedColumn};
 use atomik_core::{Changes, SiteId};
 
+use crate::deferred::fold::Wait;
+
 pub use cells::flush_parked;
 pub use spi::{exec, get, rows, spi_err};
+pub use state::setting;
 use tracked::TrackedTable;
 
 /// The replica store of this database, for one protocol call.
 ///
 /// It caches, for the length of the call, the tracked set, the site id
-/// and every setting it read or wrote: each protocol call holds the
-/// replication lock (`crate::replication::lock`), under which nothing
-/// else writes them.
+/// and every setting it read or wrote. Device-side calls hold the
+/// replication lock exclusively (`crate::replication`), under which
+/// nothing else writes them; serves run in parallel and write only the
+/// settings they hold a row lock on (the log's bounds while numbering,
+/// the own seq while sealing), re-read under that lock.
 #[derive(Debug, Default)]
 pub struct PgStore {
     tracked: Option<Vec<TrackedTable>>,
     site: Option<SiteId>,
     settings: HashMap<String, Option<u64>>,
+    /// Whether this transaction numbers the log (`None`: not asked yet).
+    numbering: Option<bool>,
+    /// Fold deferred deltas and flush parked ones in `begin_serve`.
+    cells_at_begin_serve: bool,
 }
 
 impl PgStore {
@@ -49,6 +59,22 @@ impl PgStore {
             self.tracked = Some(tracked::load_all()?);
         }
         Ok(self.tracked.as_deref().unwrap_or_default())
+    }
+
+    /// Before a call that may seal or apply: fold committed deferred
+    /// deltas (so that a seal ships them; `wait` says whether to wait for
+    /// another fold), then apply parked deltas whose rows have appeared.
+    pub fn prepare_cells(&mut self, wait: Wait) -> Result<()> {
+        crate::deferred::fold_before_protocol(wait)?;
+        let tracked = self.tracked_tables()?.to_vec();
+        flush_parked(&tracked)?;
+        Ok(())
+    }
+
+    /// Do [`Self::prepare_cells`] (not waiting for another fold) in
+    /// `begin_serve`, once the serve holds its table lock.
+    pub fn prepare_cells_in_begin_serve(&mut self) {
+        self.cells_at_begin_serve = true;
     }
 
     /// A numeric setting, 0 when unset.
@@ -75,7 +101,17 @@ impl Store for PgStore {
             .collect())
     }
 
+    /// Nothing recorded: nothing to seal, and no lock taken (a hub's
+    /// serves all seal first). Otherwise the own-seq settings row is locked
+    /// before the record is taken, so that two serves never seal the same
+    /// seq: the second waits, then finds the record empty or newer.
     fn take_pending(&mut self) -> Result<Changes> {
+        if !cells::anything_recorded()? {
+            return Ok(Changes::new());
+        }
+        let own = state::lock_setting(settings::OWN_SEQ)?;
+        self.settings
+            .insert(settings::OWN_SEQ.to_string(), Some(own));
         let tracked = self.tracked_tables()?.to_vec();
         cells::take_pending(&tracked)
     }

@@ -91,3 +91,18 @@ pub fn set_setting(name: &str, value: Option<u64>) -> Result<()> {
     };
     Ok(())
 }
+
+/// Lock a numeric setting's row until the end of the transaction
+/// (creating it at 0) and return its value as of the lock.
+pub fn lock_setting(name: &str) -> Result<u64> {
+    exec(
+        "INSERT INTO atomik.settings (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        &[DatumWithOid::from(name)],
+    )?;
+    let v = rows(
+        "SELECT value FROM atomik.settings WHERE name = $1 FOR UPDATE",
+        &[DatumWithOid::from(name)],
+        |r| get::<i64>(r, 1),
+    )?;
+    to_u64(v.first().copied().unwrap_or(0), name)
+}

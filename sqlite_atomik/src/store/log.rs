@@ -161,7 +161,7 @@ impl LogStore for SqliteStore<'_> {
         }
     }
 
-    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<u64> {
+    fn log_append(&mut self, entry: LogAppend<'_>) -> Result<()> {
         let position = self.meta_u64(LOG_END)? + 1;
         let bytes = batch_bytes(entry.origin, entry.seq, entry.changes);
         self.conn
@@ -180,8 +180,7 @@ impl LogStore for SqliteStore<'_> {
                 ])
             })
             .map_err(se)?;
-        self.set_meta(LOG_END, &(position as i64))?;
-        Ok(position)
+        self.set_meta(LOG_END, &(position as i64))
     }
 
     fn log_bounds(&mut self) -> Result<LogBounds> {

@@ -293,6 +293,8 @@ pub fn changes_for<S: LogStore + ?Sized>(store: &mut S, position: &[u8]) -> Resu
     if !flag(store, settings::HUB)? {
         return Err(ProtocolError::NotServing(site));
     }
+    let bounds = store.log_bounds()?;
+    store.begin_serve(serve::usable_cursor(&req, site, bounds).is_none())?;
     let ack = store.registry_seq(req.site)?;
     let response = serve::respond(store, site, &req, ack)?;
     Ok(crate::codec::v2::encode_response(&response))

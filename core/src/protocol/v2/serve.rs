@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::codec::v2::{decode_request, encode_response, Payload, Request, Response};
+use crate::codec::v2::{decode_request, encode_response, Cursor, Payload, Request, Response};
 use crate::error::{ProtocolError, Result};
-use crate::log_store::LogStore;
+use crate::log_store::{LogBounds, LogStore};
 use crate::site::SiteId;
 use crate::Batch;
 
@@ -34,6 +34,10 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     if store.link()?.is_some_and(|l| l.hub == req.site) {
         return Err(ProtocolError::UpstreamCycle(req.site));
     }
+    // Locks first (a store whose serves run in parallel takes them here,
+    // before any write), then the first serve's role change and the seal.
+    let bounds = store.log_bounds()?;
+    store.begin_serve(usable_cursor(&req, site, bounds).is_none())?;
     ready_to_serve(store, site)?;
     seal(store, now)?;
     let tracked = store.tracked()?;
@@ -65,6 +69,7 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     } else {
         store.registry_seq(req.site)?
     };
+    store.log_publish()?;
     trim(store, now)?;
     let response = respond(store, site, &req, ack)?;
     Ok(encode_response(&response))
@@ -99,12 +104,10 @@ pub(super) fn respond<S: LogStore + ?Sized>(
     req: &Request,
     ack: u64,
 ) -> Result<Response> {
+    store.log_publish()?;
     let bounds = store.log_bounds()?;
     let position = bounds.watermark;
-    let usable = req.cursor.filter(|c| {
-        c.hub == site && c.position >= bounds.trimmed_through && c.position <= position
-    });
-    let payload = match (usable, req.relays) {
+    let payload = match (usable_cursor(req, site, bounds), req.relays) {
         (Some(c), false) => Payload::Range(store.log_sum(c.position, Some(position), req.site)?),
         (Some(c), true) => {
             Payload::Entries(store.log_entries(c.position, Some(position), req.site)?)
@@ -118,6 +121,14 @@ pub(super) fn respond<S: LogStore + ?Sized>(
         position,
         ack,
         payload,
+    })
+}
+
+/// The asker's cursor, when the log can answer from it: it names this hub
+/// and lies within the retained log; otherwise the asker gets a snapshot.
+pub(super) fn usable_cursor(req: &Request, site: SiteId, bounds: LogBounds) -> Option<Cursor> {
+    req.cursor.filter(|c| {
+        c.hub == site && c.position >= bounds.trimmed_through && c.position <= bounds.watermark
     })
 }
 
