@@ -69,7 +69,7 @@ fn ops_for(cells: usize, changed: usize, rng: &mut ChaCha8Rng) -> Vec<Op> {
 fn store(site: u8) -> Result<MemoryStore> {
     let mut s = MemoryStore::new(SiteId([site; 16]));
     s.create_table("inventory", KeyShape::int(), true);
-    s.track("inventory", "qty")?;
+    s.track("inventory", "qty", Group::Add)?;
     Ok(s)
 }
 

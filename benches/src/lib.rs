@@ -17,6 +17,9 @@
 //! fraction of cells changed), [`w5`] (SQLite bulk apply), and with a
 //! PostgreSQL cluster [`w5pg`] and [`w3`] (pgbench hot counter).
 //! [`cluster::with_throwaway_cluster`] starts a private cluster for them.
+//! [`w7load`] (W7 concurrency: syncs per second through `atomik serve`
+//! against bare-transaction and HTTP ceilings) runs only on its own
+//! ([`run_w7load`]).
 #![warn(missing_docs)]
 
 pub mod cluster;
@@ -30,6 +33,7 @@ pub mod w3;
 pub mod w5;
 pub mod w5pg;
 pub mod w7;
+pub mod w7load;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -165,6 +169,28 @@ pub fn run_fleet(config: &BenchConfig, params: &w7::W7Params) -> Result<w7::W7Re
         .with_context(|| format!("cannot create {}", config.out_dir.display()))?;
     let r = w7::run(params, config.seed, config.pg.as_deref())?;
     report::write_json(&config.out_dir.join("w7.json"), &r)?;
+    Ok(r)
+}
+
+/// Run W7 concurrency alone (`atomik bench --only w7load`) on the
+/// PostgreSQL cluster of `config.pg`, with `atomik` (the `atomik` binary)
+/// as `atomik serve`: write `w7load.json` into the output directory and
+/// return the report.
+///
+/// # Errors
+/// No PostgreSQL in `config`; as [`w7load::run`]; writing the file.
+pub fn run_w7load(
+    config: &BenchConfig,
+    params: &w7load::W7LoadParams,
+    atomik: &std::path::Path,
+) -> Result<w7load::W7LoadReport> {
+    let Some(conninfo) = config.pg.as_deref() else {
+        anyhow::bail!("W7 concurrency needs a PostgreSQL cluster");
+    };
+    std::fs::create_dir_all(&config.out_dir)
+        .with_context(|| format!("cannot create {}", config.out_dir.display()))?;
+    let r = w7load::run(params, config.seed, conninfo, atomik)?;
+    report::write_json(&config.out_dir.join("w7load.json"), &r)?;
     Ok(r)
 }
 

@@ -278,13 +278,74 @@ impl Hub for PgHub {
     }
 }
 
+/// A load client: a protocol v2 leaf on core's memory store that seals,
+/// uploads and follows its cursor exactly as a device does, but does not
+/// keep what it downloads (see the module docs). Also the client of the
+/// concurrency measurement ([`crate::w7load`]).
+pub(crate) struct LoadClient(Box<MemoryStore>);
+
+impl LoadClient {
+    /// A fresh leaf with a random site id and the W7 table, tracked.
+    pub(crate) fn new(rng: &mut ChaCha8Rng) -> LoadClient {
+        let mut site = [0u8; 16];
+        rng.fill(&mut site);
+        let mut s = MemoryStore::new(SiteId(site));
+        s.create_table(TABLE, KeyShape::int(), true);
+        s.track(TABLE, COLUMN, Group::Add)
+            .expect("the table was just created");
+        LoadClient(Box::new(s))
+    }
+
+    /// One sale: −1 on `sku`.
+    pub(crate) fn sell(&mut self, sku: i64) -> Result<()> {
+        self.0
+            .accum(TABLE, COLUMN, &Key::int(sku), Group::Add, (-1i64) as u64)?;
+        Ok(())
+    }
+
+    /// Seal and make the sync request.
+    pub(crate) fn request(&mut self, now: u64) -> Result<Vec<u8>> {
+        Ok(self.0.atomically(|s| v2::sync_request(s, now))?)
+    }
+
+    /// Follow the cursor and drop what the hub acknowledged, as
+    /// `atomik_sync_finish` does, without keeping the payload.
+    pub(crate) fn finish(&mut self, response: &[u8]) -> Result<()> {
+        let r = decode_response(response)?;
+        self.0.atomically(|s| {
+            if r.base == s.link()? {
+                s.set_link(Some(Cursor {
+                    hub: r.from,
+                    position: r.position,
+                }))?;
+            }
+            s.outbox_drop_through(r.ack)
+        })?;
+        Ok(())
+    }
+
+    /// Sealed batches the hub has not acknowledged yet.
+    pub(crate) fn unacknowledged(&mut self) -> Result<usize> {
+        Ok(self.0.outbox()?.len())
+    }
+}
+
+/// Opening stock of `skus` SKUs: 50..500 each.
+pub(crate) fn opening_stock(rng: &mut ChaCha8Rng, skus: i64) -> Vec<i64> {
+    (0..skus).map(|_| rng.random_range(50..500)).collect()
+}
+
+/// The SKU of one sale: Zipf s = 1.1 over `skus` SKUs (0-based).
+pub(crate) fn sale_sku(zipf: &Zipf<f64>, rng: &mut ChaCha8Rng, skus: i64) -> i64 {
+    (zipf.sample(rng) as i64 - 1).clamp(0, skus - 1)
+}
+
 /// A device of the fleet.
 enum Device {
     /// A real SQLite replica.
     Full(Connection),
-    /// A protocol v2 replica that keeps only its own cells (see the module
-    /// docs).
-    Load(Box<MemoryStore>),
+    /// A load client.
+    Load(LoadClient),
 }
 
 impl Device {
@@ -296,12 +357,7 @@ impl Device {
     }
 
     fn load(rng: &mut ChaCha8Rng) -> Device {
-        let mut site = [0u8; 16];
-        rng.fill(&mut site);
-        let mut s = MemoryStore::new(SiteId(site));
-        s.create_table(TABLE, KeyShape::int(), true);
-        s.track(TABLE, COLUMN).expect("the table was just created");
-        Device::Load(Box::new(s))
+        Device::Load(LoadClient::new(rng))
     }
 
     fn sell(&mut self, sku: i64) -> Result<()> {
@@ -313,9 +369,7 @@ impl Device {
                     [sku],
                 )?;
             }
-            Device::Load(s) => {
-                s.accum(TABLE, COLUMN, &Key::int(sku), Group::Add, (-1i64) as u64)?;
-            }
+            Device::Load(c) => c.sell(sku)?,
         }
         Ok(())
     }
@@ -323,7 +377,7 @@ impl Device {
     fn request(&mut self, now: u64) -> Result<Vec<u8>> {
         Ok(match self {
             Device::Full(c) => c.query_row("SELECT atomik_sync_request()", [], |r| r.get(0))?,
-            Device::Load(s) => s.atomically(|s| v2::sync_request(s, now))?,
+            Device::Load(c) => c.request(now)?,
         })
     }
 
@@ -334,20 +388,7 @@ impl Device {
                     r.get::<_, i64>(0)
                 })?;
             }
-            Device::Load(s) => {
-                // Follow the cursor and drop what the hub acknowledged, as
-                // `atomik_sync_finish` does, without keeping the payload.
-                let r = decode_response(response)?;
-                s.atomically(|s| {
-                    if r.base == s.link()? {
-                        s.set_link(Some(Cursor {
-                            hub: r.from,
-                            position: r.position,
-                        }))?;
-                    }
-                    s.outbox_drop_through(r.ack)
-                })?;
-            }
+            Device::Load(c) => c.finish(response)?,
         }
         Ok(())
     }
@@ -398,9 +439,7 @@ pub fn run_on(
     let mut points = vec![];
     for &n in &params.fleets {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ n as u64);
-        let opening: Vec<i64> = (0..params.skus)
-            .map(|_| rng.random_range(50..500))
-            .collect();
+        let opening = opening_stock(&mut rng, params.skus);
         let mut hub = make_hub(&opening, n)?;
         let zipf = Zipf::new(params.skus as f64, 1.1)?;
         let mut devices: Vec<Device> = (0..n)
@@ -434,7 +473,7 @@ pub fn run_on(
             order.shuffle(&mut rng);
             for &i in &order {
                 for _ in 0..params.sales {
-                    let sku = (zipf.sample(&mut rng) as i64 - 1).clamp(0, params.skus - 1);
+                    let sku = sale_sku(&zipf, &mut rng, params.skus);
                     devices[i].sell(sku)?;
                     expected[sku as usize] -= 1;
                 }

@@ -57,18 +57,68 @@ impl HubUrl {
     }
 }
 
+/// How the client reaches an `atomik serve` endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// The bearer token (`--token-file`), sent as `Authorization: Bearer`.
+    pub token: Option<String>,
+    /// `--ca-file`: trust only these certificates for `https://` (a private
+    /// CA or a self-signed hub); default: the public web PKI.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl HttpOptions {
+    /// Read the token of `--token-file` (surrounding whitespace dropped).
+    ///
+    /// # Errors
+    /// An unreadable or empty file.
+    pub fn read_token(path: &std::path::Path) -> Result<String> {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let token = token.trim();
+        if token.is_empty() {
+            bail!("the token file {} is empty", path.display());
+        }
+        Ok(token.to_string())
+    }
+
+    fn agent(&self) -> Result<ureq::Agent> {
+        let mut builder =
+            ureq::AgentBuilder::new().timeout_connect(std::time::Duration::from_secs(30));
+        if let Some(ca) = &self.ca_file {
+            builder = builder.tls_config(crate::serve::tls::client_config(ca)?);
+        }
+        Ok(builder.build())
+    }
+}
+
 /// Send one sync request to a hub and return its response.
 ///
 /// # Errors
 /// Transport errors, or the hub's refusal with its reason.
+#[cfg(test)]
 pub fn exchange(hub: &HubUrl, request: &[u8]) -> Result<Vec<u8>> {
+    exchange_with(hub, request, &HttpOptions::default())
+}
+
+/// Send one sync request to a hub, over HTTP with `options`, and return
+/// its response.
+///
+/// # Errors
+/// Transport errors (TLS included), or the hub's refusal: its status, code
+/// and message.
+pub fn exchange_with(hub: &HubUrl, request: &[u8], options: &HttpOptions) -> Result<Vec<u8>> {
     match hub {
         HubUrl::Http(url) => {
             let endpoint = format!("{url}/sync");
-            match ureq::post(&endpoint)
-                .set("Content-Type", "application/octet-stream")
-                .send_bytes(request)
-            {
+            let mut post = options
+                .agent()?
+                .post(&endpoint)
+                .set("Content-Type", "application/octet-stream");
+            if let Some(token) = &options.token {
+                post = post.set("Authorization", &format!("Bearer {token}"));
+            }
+            match post.send_bytes(request) {
                 Ok(resp) => {
                     let mut body = Vec::new();
                     std::io::Read::read_to_end(
@@ -83,12 +133,10 @@ pub fn exchange(hub: &HubUrl, request: &[u8]) -> Result<Vec<u8>> {
                     }
                     Ok(body)
                 }
-                Err(ureq::Error::Status(code, resp)) => {
+                Err(ureq::Error::Status(status, resp)) => {
+                    let retry = resp.header("Retry-After").map(str::to_string);
                     let reason = resp.into_string().unwrap_or_default();
-                    bail!(
-                        "hub {endpoint} refused the request ({code}): {}",
-                        reason.trim()
-                    )
+                    Err(refusal(&endpoint, status, &reason, retry.as_deref()))
                 }
                 Err(e) => Err(e).with_context(|| format!("cannot reach {endpoint}")),
             }
@@ -98,6 +146,30 @@ pub fn exchange(hub: &HubUrl, request: &[u8]) -> Result<Vec<u8>> {
             replica.serve_sync(request, now_secs())
         }
     }
+}
+
+/// A refusal as the user reads it: the hub's message, then its status and
+/// code (`{"error":"<code>","message":"…"}`; older hubs answer text).
+fn refusal(endpoint: &str, status: u16, reason: &str, retry: Option<&str>) -> anyhow::Error {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        error: String,
+        message: String,
+    }
+    let mut text = match serde_json::from_str::<Reply>(reason) {
+        Ok(r) => format!("{} ({status} {})", r.message, r.error),
+        Err(_) => {
+            let reason: String = reason.trim().chars().take(300).collect();
+            format!("{reason} ({status})")
+        }
+    };
+    if let Some(after) = retry {
+        text.push_str(&format!("; retry after {after} s"));
+    }
+    if status == 401 {
+        text.push_str("; give `atomik sync` a valid token with --token-file");
+    }
+    anyhow::anyhow!("hub {endpoint} refused the request: {text}")
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -131,5 +203,32 @@ mod tests {
             HubUrl::Http("http://127.0.0.1:8080".into())
         );
         assert!(HubUrl::parse("  ").is_err());
+    }
+
+    #[test]
+    fn refusals_show_message_status_and_code() {
+        let e = refusal(
+            "http://h/sync",
+            403,
+            r#"{"error":"forged_origin","message":"no"}"#,
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "hub http://h/sync refused the request: no (403 forged_origin)"
+        );
+        let e = refusal(
+            "http://h/sync",
+            429,
+            "{\"error\":\"rate_limited\",\"message\":\"slow\"}",
+            Some("2"),
+        );
+        assert!(
+            e.to_string()
+                .ends_with("slow (429 rate_limited); retry after 2 s"),
+            "{e}"
+        );
+        let e = refusal("http://h/sync", 502, "bad gateway\n", None);
+        assert!(e.to_string().ends_with("bad gateway (502)"), "{e}");
     }
 }

@@ -4,6 +4,7 @@ mod demo;
 mod hub;
 mod replica;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 
@@ -29,8 +30,11 @@ enum Command {
     Demo(DemoArgs),
     /// Sync one device database with a hub, once.
     Sync(SyncArgs),
-    /// Serve a hub database over HTTP (POST /sync, GET /health).
-    Serve(ServeArgs),
+    /// Serve a hub database over HTTP or HTTPS (POST /sync, GET /health),
+    /// with bearer-token authentication (--auth-key) and limits.
+    Serve(serve::ServeArgs),
+    /// Mint an HS256 device token from a shared secret (testing, dev).
+    Token(token::TokenArgs),
     /// Measure atomik against full-state sync, SQLite session patchsets,
     /// Automerge counters and plain SQL (benches/README.md, W1–W5); write
     /// bench.json and SVG plots.
@@ -63,15 +67,29 @@ struct BenchArgs {
     /// Port of the throwaway cluster.
     #[arg(long, default_value_t = 55470)]
     cluster_port: u16,
-    /// Run only this suite (`w7`: the fleet) and write its JSON.
-    #[arg(long, value_parser = ["w7"])]
+    /// Run only this suite and write its JSON: `w7` (the fleet) or
+    /// `w7load` (W7 concurrency through `atomik serve` on PostgreSQL).
+    #[arg(long, value_parser = ["w7", "w7load"])]
     only: Option<String>,
     /// With `--only w7`: the fleet sizes (default 10,1000; 10,100,1000,10000 with --full).
     #[arg(long, value_delimiter = ',', requires = "only")]
     fleet: Option<Vec<usize>>,
-    /// With `--only w7`: SKUs in the hub's table (default 10,000; 100,000 with --full).
+    /// With `--only w7`: SKUs in the hub's table (default 10,000; 100,000 with --full;
+    /// with `--only w7load` 10,000).
     #[arg(long, requires = "only")]
     skus: Option<i64>,
+    /// With `--only w7load`: devices syncing at once (default 1,16,64).
+    #[arg(long, value_delimiter = ',', requires = "only")]
+    concurrency: Option<Vec<usize>>,
+    /// With `--only w7load`: seconds of each run (default 3; 10 with --full).
+    #[arg(long, requires = "only")]
+    seconds: Option<f64>,
+    /// With `--only w7load`: runs of every (concurrency, kind) (default 3).
+    #[arg(long, requires = "only")]
+    repeats: Option<usize>,
+    /// With `--only w7load`: leave out the HTTP-only ceiling (GET /health).
+    #[arg(long, requires = "only")]
+    no_http_ceiling: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,23 +143,17 @@ struct SyncArgs {
     #[arg(long)]
     db: PathBuf,
     /// The hub: an SQLite path (or sqlite:PATH), postgres://…, or the
-    /// http://… address of `atomik serve`.
+    /// http://… or https://… address of `atomik serve`.
     #[arg(long)]
     hub: String,
-}
-
-#[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// The hub database: an SQLite path (or sqlite:PATH) or postgres://….
-    #[arg(long)]
-    hub: String,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8787")]
-    listen: String,
-    /// Connections in the pool to a PostgreSQL hub (a SQLite hub is one
-    /// connection).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pool: u16,
+    /// A file holding the device's bearer token (a JWT from the app's
+    /// backend, or `atomik token`), for a hub with --auth-key.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Trust only the certificates of this PEM file for an https:// hub
+    /// (a private CA or a self-signed hub); default: the public web PKI.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -158,11 +170,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Demo(args) => run_demo(&args),
         Command::Sync(args) => run_sync(&args),
-        Command::Serve(args) => serve::run(
-            &HubUrl::parse(&args.hub)?,
-            &args.listen,
-            usize::from(args.pool),
-        ),
+        Command::Serve(args) => args.run(),
+        Command::Token(args) => args.run(),
         Command::Bench(args) => run_bench(&args),
         Command::Abench(args) => run_abench(&args),
     }
@@ -176,8 +185,10 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
         out_dir: args.out.clone(),
         pg: args.pg.clone(),
     };
-    if args.only.is_some() {
-        return run_fleet_bench(args, &config);
+    match args.only.as_deref() {
+        Some("w7load") => return run_w7load_bench(args, &config),
+        Some(_) => return run_fleet_bench(args, &config),
+        None => {}
     }
     let report = if args.no_pg || args.pg.is_some() {
         run(&config)?
@@ -253,6 +264,110 @@ fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Resu
         println!("{hub}: {figure}: {ratio:.2}");
     }
     println!("wrote {}", config.out_dir.join("w7.json").display());
+    Ok(())
+}
+
+/// `atomik bench --only w7load`: W7 concurrency on PostgreSQL (`--pg`, or
+/// a throwaway cluster), this binary serving as `atomik serve`; prints the
+/// table and writes w7load.json.
+fn run_w7load_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Result<()> {
+    use atomik_bench::{cluster, run_w7load, w7load::W7LoadParams, BenchConfig};
+    if args.no_pg {
+        bail!("--only w7load measures a PostgreSQL hub: drop --no-pg");
+    }
+    let mut params = W7LoadParams::standard(args.full);
+    if let Some(levels) = &args.concurrency {
+        params.levels = levels.clone();
+    }
+    if let Some(seconds) = args.seconds {
+        if !(seconds > 0.0 && seconds <= 3600.0) {
+            bail!("--seconds must be in (0, 3600], got {seconds}");
+        }
+        params.seconds = seconds;
+    }
+    if let Some(repeats) = args.repeats {
+        params.repeats = repeats;
+    }
+    if let Some(skus) = args.skus {
+        params.skus = skus;
+    }
+    params.http_ceiling = !args.no_http_ceiling;
+    let atomik = std::env::current_exe()?;
+    let report = if args.pg.is_some() {
+        run_w7load(config, &params, &atomik)?
+    } else {
+        eprintln!(
+            "atomik bench: starting a throwaway PostgreSQL cluster on port {} for W7 concurrency",
+            args.cluster_port
+        );
+        cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {
+            run_w7load(
+                &BenchConfig {
+                    pg: Some(conninfo.to_string()),
+                    ..config.clone()
+                },
+                &params,
+                &atomik,
+            )
+        })?
+    };
+    let spread = |s: &atomik_bench::Spread| format!("{:.0} ({:.0}–{:.0})", s.median, s.min, s.max);
+    println!(
+        "W7 concurrency: pg_atomik {}, {} s × {} runs per point, {} sales per sync, {} SKUs, pool {}, {} cores",
+        report.pg_atomik_version,
+        params.seconds,
+        params.repeats,
+        params.sales,
+        params.skus,
+        report.serve_pool,
+        report.machine.cores
+    );
+    println!();
+    println!(
+        "| concurrency | syncs/s (median, min–max) | p50 ms | p99 ms | ceiling tx/s | ratio |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for l in &report.levels {
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {} | {:.3} |",
+            l.concurrency,
+            spread(&l.sync.per_s),
+            l.sync.p50_ms,
+            l.sync.p99_ms,
+            spread(&l.ceiling.per_s),
+            l.sync_over_ceiling
+        );
+    }
+    println!();
+    println!("| concurrency | GET /health/s | syncs/s ÷ /health/s | ceiling p50 / p99 ms | bytes up / down per sync | cores during syncs: clients / serve / PostgreSQL / other | failed syncs |");
+    println!("|---|---|---|---|---|---|---|");
+    for l in &report.levels {
+        let cpu = l.sync.cpu.map_or("?".to_string(), |c| {
+            format!(
+                "{:.2} / {:.2} / {:.2} / {:.2}",
+                c.clients, c.serve, c.postgres, c.other
+            )
+        });
+        println!(
+            "| {} | {} | {} | {:.2} / {:.2} | {:.0} / {:.0} | {cpu} | {} |",
+            l.concurrency,
+            l.http
+                .as_ref()
+                .map_or("-".to_string(), |h| spread(&h.per_s)),
+            l.sync_over_http
+                .map_or("-".to_string(), |r| format!("{r:.3}")),
+            l.ceiling.p50_ms,
+            l.ceiling.p99_ms,
+            l.bytes_up,
+            l.bytes_down,
+            l.sync.failed
+        );
+    }
+    println!(
+        "\noracle: {} syncs, {} sales; hub values exact: {}",
+        report.syncs, report.sales, report.exact
+    );
+    println!("wrote {}", config.out_dir.join("w7load.json").display());
     Ok(())
 }
 
@@ -339,8 +454,15 @@ fn run_sync(args: &SyncArgs) -> Result<()> {
     let hub = HubUrl::parse(&args.hub)?;
     let mut device = SqliteReplica::open_existing(&args.db)?;
     let now = hub::now_secs();
+    let options = hub::HttpOptions {
+        token: match &args.token_file {
+            Some(path) => Some(hub::HttpOptions::read_token(path)?),
+            None => None,
+        },
+        ca_file: args.ca_file.clone(),
+    };
     let request = device.sync_request(now)?;
-    let response = hub::exchange(&hub, &request)?;
+    let response = hub::exchange_with(&hub, &request, &options)?;
     let applied = device.finish_sync(&response, now)?;
     println!(
         "synced {} with {}: {applied} deltas applied, {} bytes up, {} bytes down",

@@ -46,7 +46,7 @@ impl MemoryReplica {
         let site = SiteId::random().map_err(anyhow::Error::msg)?;
         let mut s = MemoryStore::new(site);
         s.create_table(TABLE, KeyShape::int(), true);
-        s.track(TABLE, COLUMN)?;
+        s.track(TABLE, COLUMN, Group::Add)?;
         Ok(MemoryReplica(s))
     }
 }

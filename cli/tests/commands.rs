@@ -1,4 +1,4 @@
-//! The `atomik` command as a user runs it: demo, sync, serve.
+//! The `atomik` command as a user runs it: demo, sync, serve, token.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -54,8 +54,8 @@ fn bad_arguments_are_refused_with_a_reason() {
     );
 }
 
-#[test]
-fn sync_a_device_file_directly_and_over_http() {
+/// A directory with a converged two-device demo (a hub and two devices).
+fn converged_demo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let (ok, _, err) = run(&[
@@ -70,6 +70,13 @@ fn sync_a_device_file_directly_and_over_http() {
         d,
     ]);
     assert!(ok, "{err}");
+    dir
+}
+
+#[test]
+fn sync_a_device_file_directly_and_over_http() {
+    let dir = converged_demo();
+    let d = dir.path().to_str().unwrap();
     let device = format!("{d}/device-01.sqlite");
     let hub = format!("{d}/hub.sqlite");
     // Everything converged in the demo: a direct sync applies nothing.
@@ -104,4 +111,82 @@ fn abench_hashes_agree_across_bank_counts() {
     let (ok, _, err) = run(&["abench", "10", "not-a-seed"]);
     assert!(!ok);
     assert!(err.to_lowercase().contains("seed"), "{err}");
+}
+
+#[test]
+fn an_enrolled_device_syncs_with_its_token_and_no_other() {
+    let dir = converged_demo();
+    let d = dir.path().to_str().unwrap();
+    let (dev1, dev2) = (
+        format!("{d}/device-01.sqlite"),
+        format!("{d}/device-02.sqlite"),
+    );
+    let hub = format!("{d}/hub.sqlite");
+    let key = format!("{d}/hub.key");
+    std::fs::write(&key, b"a dev secret of at least 32 bytes!").unwrap();
+
+    // Without a key, serve stays on loopback.
+    let (ok, _, err) = run(&["serve", "--hub", &hub, "--listen", "0.0.0.0:0"]);
+    assert!(!ok);
+    assert!(err.contains("refusing to listen"), "{err}");
+
+    let mut serve = atomik()
+        .args(["serve", "--hub", &hub, "--listen", "127.0.0.1:0"])
+        .args(["--auth-key", &key])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.rsplit(' ').next().unwrap().trim().to_string();
+    let mint = |site_of: &str| {
+        let (ok, out, err) = run(&[
+            "token",
+            "--key",
+            &key,
+            "--sub",
+            "dev1",
+            "--site-of",
+            site_of,
+            "--ttl",
+            "600",
+        ]);
+        assert!(ok, "{err}");
+        let file = format!("{site_of}.token");
+        std::fs::write(&file, out).unwrap();
+        file
+    };
+    let (token1, token2) = (mint(&dev1), mint(&dev2));
+    let no_token = run(&["sync", "--db", &dev1, "--hub", &url]);
+    let own = run(&[
+        "sync",
+        "--db",
+        &dev1,
+        "--hub",
+        &url,
+        "--token-file",
+        &token1,
+    ]);
+    let other = run(&[
+        "sync",
+        "--db",
+        &dev1,
+        "--hub",
+        &url,
+        "--token-file",
+        &token2,
+    ]);
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let (ok, _, err) = no_token;
+    assert!(!ok);
+    assert!(err.contains("(401 unauthenticated)"), "{err}");
+    let (ok, out, err) = own;
+    assert!(ok, "{err}");
+    assert!(out.contains("0 deltas applied"), "{out}");
+    let (ok, _, err) = other;
+    assert!(!ok);
+    assert!(err.contains("(403 forbidden_site)"), "{err}");
 }

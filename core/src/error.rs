@@ -98,6 +98,18 @@ pub enum DecodeError {
     /// Bytes remain after the last field.
     #[error("atomik message has {0} trailing bytes after its last field")]
     TrailingBytes(usize),
+    /// Decoding the message would take more memory than its length
+    /// justifies (see `codec::MAX_DECODE_EXPANSION`): it was refused before
+    /// that memory was allocated.
+    #[error("atomik message of {len} bytes would take more than {limit} bytes of memory to decode (at {what}); refused")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The memory budget of its decode.
+        limit: usize,
+        /// What was being decoded when the budget ran out.
+        what: &'static str,
+    },
 }
 
 /// An error of the replication protocol or of the store under it. When a
@@ -129,6 +141,19 @@ pub enum ProtocolError {
         table: String,
         /// Column name as it arrived.
         column: String,
+    },
+    /// A message's deltas for a column are of another group than the one
+    /// `atomik_track` fixed for it: nothing of the message is applied.
+    #[error("column \"{table}\".\"{column}\" is tracked as {tracked}; deltas of group {delta} for it are refused")]
+    ColumnGroup {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// The column's group, fixed by `atomik_track`.
+        tracked: Group,
+        /// The group of the refused deltas.
+        delta: Group,
     },
     /// A delta's group differs from the group of the cell it targets.
     #[error("group mismatch on {table}.{column} key {key}: cell is {cell}, delta is {delta}")]

@@ -31,7 +31,7 @@ struct Cell {
 struct Table {
     shape: KeyShape,
     auto_create_rows: bool,
-    tracked: BTreeSet<String>,
+    tracked: BTreeMap<String, Group>,
     /// Row key → column → cell (absent column = NULL).
     rows: BTreeMap<Key, BTreeMap<String, Cell>>,
 }
@@ -115,19 +115,32 @@ impl MemoryStore {
             Table {
                 shape,
                 auto_create_rows,
-                tracked: BTreeSet::new(),
+                tracked: BTreeMap::new(),
                 rows: BTreeMap::new(),
             },
         );
     }
 
-    /// Put a column under replication (`atomik_track`).
+    /// Put a column under replication (`atomik_track`), fixing its group:
+    /// local writes and received deltas of another group are refused.
     ///
     /// # Errors
-    /// When the table does not exist.
-    pub fn track(&mut self, table: &str, column: &str) -> Result<()> {
-        self.table_mut(table)?.tracked.insert(column.to_string());
-        Ok(())
+    /// When the table does not exist, or the column is already tracked in
+    /// another group.
+    pub fn track(&mut self, table: &str, column: &str, group: Group) -> Result<()> {
+        let t = self.table_mut(table)?;
+        match t.tracked.get(column) {
+            Some(g) if *g != group => Err(ProtocolError::ColumnGroup {
+                table: table.to_string(),
+                column: column.to_string(),
+                tracked: *g,
+                delta: group,
+            }),
+            _ => {
+                t.tracked.insert(column.to_string(), group);
+                Ok(())
+            }
+        }
     }
 
     fn table_mut(&mut self, table: &str) -> Result<&mut Table> {
@@ -171,7 +184,8 @@ impl MemoryStore {
     /// when `d` is the identity). Creates the row if missing.
     ///
     /// # Errors
-    /// Unknown table, key shape, or a group different from the cell's.
+    /// Unknown table, key shape, or a group different from the cell's or
+    /// from the one its column is tracked in.
     pub fn accum(
         &mut self,
         table: &str,
@@ -180,6 +194,16 @@ impl MemoryStore {
         group: Group,
         delta: u64,
     ) -> Result<()> {
+        if let Some(tracked) = self.tables.get(table).and_then(|t| t.tracked.get(column)) {
+            if *tracked != group {
+                return Err(ProtocolError::ColumnGroup {
+                    table: table.to_string(),
+                    column: column.to_string(),
+                    tracked: *tracked,
+                    delta: group,
+                });
+            }
+        }
         self.insert_row(table, key.clone())?;
         self.dirty
             .insert((table.to_string(), column.to_string(), key.clone()));
@@ -320,10 +344,11 @@ impl Store for MemoryStore {
             .tables
             .iter()
             .flat_map(|(name, t)| {
-                t.tracked.iter().map(move |c| TrackedColumn {
+                t.tracked.iter().map(move |(c, g)| TrackedColumn {
                     table: name.clone(),
                     column: c.clone(),
                     shape: t.shape.clone(),
+                    group: *g,
                 })
             })
             .collect())
@@ -336,7 +361,7 @@ impl Store for MemoryStore {
             let Some(t) = self.tables.get_mut(&table) else {
                 continue;
             };
-            if !t.tracked.contains(&column) {
+            if !t.tracked.contains_key(&column) {
                 // Written before the column was tracked: it ships once it is.
                 untracked.insert((table, column, key));
                 continue;
@@ -375,7 +400,7 @@ impl Store for MemoryStore {
         for (name, t) in &self.tables {
             for (key, row) in &t.rows {
                 for (column, cell) in row {
-                    if t.tracked.contains(column) {
+                    if t.tracked.contains_key(column) {
                         let id = ColumnId::new(name.clone(), column.clone(), cell.value.group());
                         out.add(&id, &t.shape, key.clone(), cell.value.reference())
                             .map_err(|e| ProtocolError::Store(e.to_string()))?;
@@ -396,7 +421,7 @@ impl Store for MemoryStore {
         for t in self.tables.values_mut() {
             for row in t.rows.values_mut() {
                 for (column, cell) in row.iter_mut() {
-                    if t.tracked.contains(column) {
+                    if t.tracked.contains_key(column) {
                         cell.value = AtomikValue::from_parts(
                             cell.value.group(),
                             0,

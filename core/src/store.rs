@@ -8,6 +8,7 @@
 
 use crate::changes::Changes;
 use crate::error::Result;
+use crate::group::Group;
 use crate::key::KeyShape;
 use crate::site::SiteId;
 
@@ -20,6 +21,9 @@ pub struct TrackedColumn {
     pub column: String,
     /// Kinds of the table's primary-key columns.
     pub shape: KeyShape,
+    /// The column's group, fixed when it was tracked: deltas of another
+    /// group are refused.
+    pub group: Group,
 }
 
 /// Storage of one replica: its identity, its tracked cells and a few

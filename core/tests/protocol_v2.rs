@@ -9,7 +9,7 @@ use atomik_core::{Group, Key, KeyShape, ProtocolError, SiteId};
 fn replica(b: u8) -> MemoryStore {
     let mut s = MemoryStore::new(SiteId([b; 16]));
     s.create_table("t", KeyShape::int(), true);
-    s.track("t", "n").unwrap();
+    s.track("t", "n", Group::Add).unwrap();
     s
 }
 
@@ -155,25 +155,73 @@ fn a_snapshot_that_lacks_acknowledged_batches_is_refused() {
 
 #[test]
 fn the_log_is_trimmed_by_age_and_late_cursors_get_snapshots() {
-    let (mut hub, mut a, mut b) = (replica(9), replica(1), replica(2));
+    let (mut hub, mut a, mut b, mut c) = (replica(9), replica(1), replica(2), replica(3));
     use atomik_core::Store;
     hub.set_setting(v2::settings::HORIZON_SECS, Some(10))
         .unwrap();
     sync(&mut a, &mut hub);
     sync(&mut b, &mut hub);
+    sync(&mut c, &mut hub);
     add(&mut a, 1, 1);
     let req = a.atomically(|s| v2::sync_request(s, 100)).unwrap();
     hub.atomically(|s| v2::serve_sync(s, &req, 100)).unwrap();
+    // A serve reads first and trims last: b gets a's entry from the log,
+    // which was still retained when it was read, and then it goes.
     let req = b.atomically(|s| v2::sync_request(s, 200)).unwrap();
     let resp = hub.atomically(|s| v2::serve_sync(s, &req, 200)).unwrap();
+    assert!(matches!(
+        decode_response(&resp).unwrap().payload,
+        Payload::Range(_)
+    ));
+    assert_eq!(hub.log_sizes().0, 0, "nothing younger than the horizon");
+    b.atomically(|s| v2::finish_sync(s, &resp, 200)).unwrap();
+    assert_eq!(read(&b, 1), Some(1));
+    // c's cursor is now behind the trimmed log: a snapshot.
+    let req = c.atomically(|s| v2::sync_request(s, 201)).unwrap();
+    let resp = hub.atomically(|s| v2::serve_sync(s, &req, 201)).unwrap();
     assert!(
         matches!(
             decode_response(&resp).unwrap().payload,
             Payload::Snapshot(_)
         ),
-        "b's cursor is behind the trimmed log"
+        "c's cursor is behind the trimmed log"
     );
-    assert_eq!(hub.log_sizes().0, 0, "nothing younger than the horizon");
-    b.atomically(|s| v2::finish_sync(s, &resp, 200)).unwrap();
-    assert_eq!(read(&b, 1), Some(1));
+    c.atomically(|s| v2::finish_sync(s, &resp, 201)).unwrap();
+    assert_eq!(read(&c, 1), Some(1));
+}
+
+#[test]
+fn deltas_of_another_group_than_the_column_are_refused_whole() {
+    let (mut hub, mut honest) = (replica(9), replica(1));
+    // A stranger whose replica tracks t.n as xor claims key 5, which nobody
+    // has written, together with an add delta the hub would accept alone.
+    let mut stranger = MemoryStore::new(SiteId([6; 16]));
+    stranger.create_table("t", KeyShape::int(), true);
+    stranger.track("t", "n", Group::Xor).unwrap();
+    stranger
+        .accum("t", "n", &Key::int(5), Group::Xor, 0xff)
+        .unwrap();
+    assert!(matches!(
+        stranger.accum("t", "n", &Key::int(6), Group::Add, 1),
+        Err(ProtocolError::ColumnGroup { .. })
+    ));
+    let req = stranger.atomically(|s| v2::sync_request(s, 1)).unwrap();
+    match hub.atomically(|s| v2::serve_sync(s, &req, 1)) {
+        Err(e @ ProtocolError::ColumnGroup { .. }) => assert_eq!(
+            e.to_string(),
+            "column \"t\".\"n\" is tracked as add; deltas of group xor for it are refused"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(read(&hub, 5), None, "nothing of the message applied");
+    assert_eq!(hub.log_sizes().0, 0);
+    // The honest writer of key 5 is not blocked.
+    add(&mut honest, 5, 2);
+    sync(&mut honest, &mut hub);
+    assert_eq!(read(&hub, 5), Some(2));
+    // A tracked column's group cannot change.
+    assert!(matches!(
+        hub.track("t", "n", Group::Xor),
+        Err(ProtocolError::ColumnGroup { .. })
+    ));
 }

@@ -56,8 +56,8 @@ fn new_replica(site: SiteId, horizon: u64) -> MemoryStore {
     // Rows of `parts` cannot be created from a delta: deltas for missing
     // rows park until the row is inserted.
     s.create_table("parts", KeyShape::text(), false);
-    for (t, c, _) in COLUMNS {
-        s.track(t, c).unwrap();
+    for (t, c, g) in COLUMNS {
+        s.track(t, c, g).unwrap();
     }
     s.set_setting(settings::HORIZON_SECS, Some(horizon))
         .unwrap();

@@ -64,11 +64,19 @@ $(old_track gone n)
 DROP TABLE gone;
 ALTER EXTENSION pg_atomik UPDATE TO '$VERSION';
 SQL
-# 0.3.0's atomik_track runs this build's code, so it is called as is.
+# What atomik_track did in 0.3.0 (its row had no group; the triggers are
+# the ones this build creates).
 psql -d atomik_up_030 >/dev/null <<SQL
 CREATE EXTENSION pg_atomik VERSION '0.3.0';
 CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik);
-SELECT atomik_track('inv', 'stock');
+INSERT INTO atomik.tracked VALUES ('inv', 'stock', 'inv'::regclass, '{id}', 'i');
+CREATE TRIGGER atomik_new_stock AFTER INSERT ON public.inv FOR EACH ROW
+  WHEN (NEW.stock IS NOT NULL) EXECUTE FUNCTION atomik.mark_new('inv', 'stock', 'id');
+CREATE TRIGGER atomik_set_stock AFTER UPDATE OF stock, id ON public.inv FOR EACH ROW
+  WHEN (NEW.stock IS NOT NULL AND (OLD.stock IS NULL OR ROW(OLD.id) IS DISTINCT FROM ROW(NEW.id)))
+  EXECUTE FUNCTION atomik.mark_new('inv', 'stock', 'id');
+CREATE TRIGGER atomik_acc_stock AFTER UPDATE OF stock ON public.inv FOR EACH ROW
+  WHEN (atomik.dirtied(OLD.stock, NEW.stock)) EXECUTE FUNCTION atomik.mark_dirty('inv', 'stock', 'id');
 INSERT INTO inv VALUES (1, atomik_add(5));
 ALTER EXTENSION pg_atomik UPDATE TO '$VERSION';
 SQL
@@ -122,6 +130,22 @@ for from in old:0.1.0 020:0.2.0 030:0.3.0; do
     fi
     echo "upgrade $v -> $VERSION: $(echo "$new" | wc -l) catalog lines identical to a fresh install"
 done
+# Each upgraded tracked column has a fixed group (the group of its cells)
+# and the check constraint that keeps it; a value of another group is
+# refused.
+for db in atomik_up_old atomik_up_020 atomik_up_030; do
+    got=$(psql -d "$db" -c "SELECT grp FROM atomik.tracked WHERE table_name = 'inv'" \
+              -c "SELECT count(*) FROM pg_catalog.pg_constraint WHERE conname = 'atomik_group_stock'")
+    [ "$(echo "$got" | tr '\n' ' ')" = "1 1 " ] || {
+        echo "$db: tracked group and constraint after the upgrade: unexpected $got" >&2
+        exit 1
+    }
+    if psql -d "$db" -c "INSERT INTO inv VALUES (99, atomik_xor(1))" >/dev/null 2>&1; then
+        echo "$db: an xor value was written to an add column after the upgrade" >&2
+        exit 1
+    fi
+done
+echo "upgraded tracked columns have fixed groups"
 got=$(psql -d atomik_up_old -c "SELECT atomik_defer('inv', 'stock', 1, 3); SELECT atomik_live('inv', 'stock', 1);" \
           -c "SELECT atomik_fold_deferred(); SELECT atomik_seal(); SELECT atomik_read(stock) FROM inv")
 [ "$(echo "$got" | tr '\n' ' ')" = " 8 1 1 8 " ] || {

@@ -88,7 +88,7 @@ COMMENT ON TYPE atomik IS 'delta-accumulated 64-bit value: group (add or xor), r
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:135
+-- src/internal_fns.rs:153
 -- requires:
 --   atomik_type
 
@@ -108,13 +108,15 @@ CREATE TABLE atomik.meta (
 );
 
 -- Columns under replication. table_name is the name on the wire (the
--- unqualified relation name); relid is what SQL is built from.
+-- unqualified relation name); relid is what SQL is built from; grp is the
+-- column's group code (1 add, 2 xor), fixed by atomik_track (0.4.0).
 CREATE TABLE atomik.tracked (
     table_name text NOT NULL,
     column_name text NOT NULL,
     relid regclass NOT NULL,
     key_columns text[] NOT NULL,
     key_kinds text NOT NULL CHECK (key_kinds ~ '^[it]{1,8}$'),
+    grp integer NOT NULL CHECK (grp IN (1, 2)),
     PRIMARY KEY (table_name, column_name)
 );
 
@@ -296,67 +298,6 @@ GRANT INSERT, SELECT ON atomik.deferred TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:241
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT[] /* Vec < Option < String > > */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:209
--- pg_atomik::deferred::atomik_defer
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_defer"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" bigint, /* i64 */
-	"delta" bigint /* i64 */
-) RETURNS void
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:235
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT /* & str */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:229
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" bigint /* i64 */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_int_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/deferred/mod.rs:222
 -- pg_atomik::deferred::atomik_defer
 -- requires:
@@ -400,6 +341,67 @@ AS 'MODULE_PATHNAME', 'atomik_fold_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/deferred/mod.rs:241
+-- pg_atomik::deferred::atomik_live
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT[] /* Vec < Option < String > > */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:235
+-- pg_atomik::deferred::atomik_live
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT /* & str */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:209
+-- pg_atomik::deferred::atomik_defer
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_defer"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" bigint, /* i64 */
+	"delta" bigint /* i64 */
+) RETURNS void
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:229
+-- pg_atomik::deferred::atomik_live
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" bigint /* i64 */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_live_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/deferred/mod.rs:267
 -- requires:
 --   atomik_defer_int
@@ -421,18 +423,18 @@ COMMENT ON FUNCTION atomik_fold_deferred() IS 'fold committed deferred deltas in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:156
--- pg_atomik::replication::atomik_make_relay
+-- src/replication.rs:111
+-- pg_atomik::replication::atomik_seal
 -- requires:
 --   state_tables
-CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
+CREATE  FUNCTION "atomik_seal"() RETURNS bigint /* i64 */
 STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:123
+-- src/replication.rs:127
 -- pg_atomik::replication::atomik_changes
 -- requires:
 --   state_tables
@@ -445,7 +447,7 @@ AS 'MODULE_PATHNAME', 'atomik_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:130
+-- src/replication.rs:134
 -- pg_atomik::replication::atomik_apply
 -- requires:
 --   state_tables
@@ -458,18 +460,7 @@ AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:107
--- pg_atomik::replication::atomik_seal
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_seal"() RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/tracking.rs:307
+-- src/tracking.rs:402
 -- pg_atomik::tracking::atomik_digest
 -- requires:
 --   state_tables
@@ -483,43 +474,14 @@ AS 'MODULE_PATHNAME', 'atomik_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:183
--- pg_atomik::value_fns::atomik_ne
+-- src/replication.rs:160
+-- pg_atomik::replication::atomik_make_relay
 -- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_ne"(
-	"a" atomik, /* Atomik */
-	"b" atomik /* Atomik */
-) RETURNS bool /* bool */
-IMMUTABLE STRICT PARALLEL SAFE 
+--   state_tables
+CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
+STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:115
--- pg_atomik::value_fns::atomik_add
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_add"(
-	"v" bigint /* i64 */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:157
--- pg_atomik::value_fns::atomik_bytes
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_bytes"(
-	"a" atomik /* Atomik */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -537,6 +499,19 @@ AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/value_fns.rs:133
+-- pg_atomik::value_fns::atomik_read
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_read"(
+	"a" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_read_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/value_fns.rs:127
 -- pg_atomik::value_fns::atomik_accum
 -- requires:
@@ -551,6 +526,60 @@ AS 'MODULE_PATHNAME', 'atomik_accum_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/value_fns.rs:157
+-- pg_atomik::value_fns::atomik_bytes
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_bytes"(
+	"a" atomik /* Atomik */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:170
+-- pg_atomik::value_fns::atomik_combine
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_combine"(
+	"a" atomik, /* Atomik */
+	"b" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:115
+-- pg_atomik::value_fns::atomik_add
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_add"(
+	"v" bigint /* i64 */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:183
+-- pg_atomik::value_fns::atomik_ne
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_ne"(
+	"a" atomik, /* Atomik */
+	"b" atomik /* Atomik */
+) RETURNS bool /* bool */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/value_fns.rs:145
 -- pg_atomik::value_fns::atomik_pending
 -- requires:
@@ -561,19 +590,6 @@ CREATE  FUNCTION "atomik_pending"(
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_pending_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:133
--- pg_atomik::value_fns::atomik_read
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_read"(
-	"a" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_read_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -600,20 +616,6 @@ CREATE  FUNCTION "atomik_group"(
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:170
--- pg_atomik::value_fns::atomik_combine
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_combine"(
-	"a" atomik, /* Atomik */
-	"b" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -644,7 +646,7 @@ AS 'MODULE_PATHNAME', 'atomik_set_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:101
+-- src/replication.rs:105
 -- pg_atomik::replication::atomik_site_id
 -- requires:
 --   state_tables
@@ -655,7 +657,7 @@ AS 'MODULE_PATHNAME', 'atomik_site_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:142
+-- src/replication.rs:146
 -- pg_atomik::replication::atomik_sync
 -- requires:
 --   state_tables
@@ -668,7 +670,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:148
+-- src/replication.rs:152
 -- pg_atomik::replication::atomik_sync_finish
 -- requires:
 --   state_tables
@@ -681,7 +683,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_finish_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:136
+-- src/replication.rs:140
 -- pg_atomik::replication::atomik_sync_request
 -- requires:
 --   state_tables
@@ -692,7 +694,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_request_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/tracking.rs:200
+-- src/tracking.rs:202
 -- pg_atomik::tracking::atomik_track
 -- requires:
 --   state_tables
@@ -706,7 +708,22 @@ AS 'MODULE_PATHNAME', 'atomik_track_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/tracking.rs:268
+-- src/tracking.rs:209
+-- pg_atomik::tracking::atomik_track
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_track"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"group" TEXT /* & str */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_track_group_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/tracking.rs:355
 -- pg_atomik::tracking::atomik_untrack
 -- requires:
 --   state_tables
@@ -720,20 +737,22 @@ AS 'MODULE_PATHNAME', 'atomik_untrack_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/tracking.rs:346
+-- src/tracking.rs:442
 -- requires:
 --   atomik_track
+--   atomik_track_group
 --   atomik_untrack
 --   atomik_digest
 
 
-COMMENT ON FUNCTION atomik_track(text, text) IS 'put an atomik column of a table with a primary key under replication';
+COMMENT ON FUNCTION atomik_track(text, text) IS 'put an atomik column of a table with a primary key under replication, in the group of its cells (add when it has none)';
+COMMENT ON FUNCTION atomik_track(text, text, text) IS 'put an atomik column under replication, fixing its group (add or xor)';
 COMMENT ON FUNCTION atomik_untrack(text, text) IS 'stop replicating a column';
 COMMENT ON FUNCTION atomik_digest(text, text) IS 'order-independent digest of (primary key, read value) of a column';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:115
+-- src/replication.rs:119
 -- pg_atomik::replication::atomik_vector
 -- requires:
 --   state_tables
@@ -744,7 +763,7 @@ AS 'MODULE_PATHNAME', 'atomik_vector_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:162
+-- src/replication.rs:166
 -- pg_atomik::replication::atomik_version
 CREATE  FUNCTION "atomik_version"() RETURNS TEXT /* & '_ str */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -753,7 +772,7 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:167
+-- src/replication.rs:171
 -- requires:
 --   atomik_site_id
 --   atomik_seal
@@ -849,7 +868,20 @@ CREATE SCHEMA IF NOT EXISTS atomik; /* pg_atomik::internal_fns::atomik */
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:48
+-- src/internal_fns.rs:135
+-- pg_atomik::internal_fns::atomik::rebase
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."rebase"(
+	"cell" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rebase_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:66
 -- pg_atomik::internal_fns::atomik::defer_apply
 -- requires:
 --   atomik_type
@@ -864,46 +896,7 @@ AS 'MODULE_PATHNAME', 'defer_apply_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:96
--- pg_atomik::internal_fns::atomik::reference
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."reference"(
-	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'reference_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:117
--- pg_atomik::internal_fns::atomik::rebase
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."rebase"(
-	"cell" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'rebase_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:103
--- pg_atomik::internal_fns::atomik::pending
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."pending"(
-	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'pending_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:110
+-- src/internal_fns.rs:128
 -- pg_atomik::internal_fns::atomik::read
 -- requires:
 --   atomik_type
@@ -916,20 +909,50 @@ AS 'MODULE_PATHNAME', 'read_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:65
--- pg_atomik::internal_fns::atomik::sealed
+-- src/internal_fns.rs:93
+-- pg_atomik::internal_fns::atomik::dirtied
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."sealed"(
-	"cell" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
+CREATE  FUNCTION atomik."dirtied"(
+	"old" atomik, /* Atomik */
+	"new" atomik /* Atomik */
+) RETURNS bool /* bool */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sealed_wrapper';
+AS 'MODULE_PATHNAME', 'dirtied_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:30
+-- src/internal_fns.rs:121
+-- pg_atomik::internal_fns::atomik::pending
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."pending"(
+	"cell" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pending_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:31
+-- pg_atomik::internal_fns::atomik::in_group
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."in_group"(
+	"cell" atomik, /* Option < Atomik > */
+	"grp" INT, /* i32 */
+	"tbl" TEXT, /* & str */
+	"col" TEXT /* & str */
+) RETURNS bool /* bool */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'in_group_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:48
 -- pg_atomik::internal_fns::atomik::receive
 -- requires:
 --   atomik_type
@@ -946,7 +969,33 @@ AS 'MODULE_PATHNAME', 'receive_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:127
+-- src/internal_fns.rs:114
+-- pg_atomik::internal_fns::atomik::reference
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."reference"(
+	"cell" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reference_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:83
+-- pg_atomik::internal_fns::atomik::sealed
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."sealed"(
+	"cell" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sealed_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:145
 -- pg_atomik::internal_fns::atomik::group_code
 -- requires:
 --   atomik_type
@@ -959,21 +1008,7 @@ AS 'MODULE_PATHNAME', 'group_code_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:75
--- pg_atomik::internal_fns::atomik::dirtied
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."dirtied"(
-	"old" atomik, /* Atomik */
-	"new" atomik /* Atomik */
-) RETURNS bool /* bool */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'dirtied_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:84
+-- src/internal_fns.rs:102
 -- pg_atomik::internal_fns::atomik::mark_dirty
 CREATE FUNCTION atomik."mark_dirty"()
 	RETURNS TRIGGER

@@ -50,7 +50,9 @@ pub fn protocol_code(e: &ProtocolError) -> PgSqlErrorCode {
         ProtocolError::Value(v) => value_code(v),
         ProtocolError::Gap { .. } => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
         ProtocolError::Untracked { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-        ProtocolError::GroupMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        ProtocolError::GroupMismatch { .. } | ProtocolError::ColumnGroup { .. } => {
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH
+        }
         ProtocolError::KeyShape { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         ProtocolError::NotAddressedHere { .. }
         | ProtocolError::OwnRequest(_)

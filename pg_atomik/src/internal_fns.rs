@@ -24,6 +24,24 @@ pub mod atomik {
             })
     }
 
+    /// The check constraint `atomik_track` puts on a tracked column: true
+    /// for NULL or a value of the column's fixed group `grp`; a value of
+    /// another group raises an error naming the column (the same message
+    /// as SQLite's).
+    #[pg_extern(immutable, parallel_safe, requires = ["atomik_type"])]
+    fn in_group(cell: Option<Atomik>, grp: i32, tbl: &str, col: &str) -> bool {
+        let group = group_of(grp);
+        match cell {
+            Some(c) if c.0.group() != group => raise(
+                PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+                format!(
+                    "atomik: column \"{tbl}\".\"{col}\" is tracked as {group}; a value of another group cannot be written to it"
+                ),
+            ),
+            _ => true,
+        }
+    }
+
     /// Fold a received delta into the reference of `cell` (rule 1). A NULL
     /// cell is created in the delta's group; a cell of another group is an
     /// error naming the column.

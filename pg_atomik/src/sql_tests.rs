@@ -228,20 +228,23 @@ mod tests {
     #[pg_test]
     fn deferred_deltas_fold_exactly_once() {
         Spi::run(
-            "CREATE TABLE d (id int PRIMARY KEY, c atomik);
-             SELECT atomik_track('d', 'c');
-             INSERT INTO d VALUES (1, atomik_add(0)), (2, atomik_xor(0));
-             SELECT atomik_defer('d', 'c', i % 2 + 1, i) FROM generate_series(1, 1000) i;",
+            "CREATE TABLE d (id int PRIMARY KEY, c atomik, x atomik);
+             SELECT atomik_track('d', 'c'), atomik_track('d', 'x', 'xor');
+             INSERT INTO d VALUES (1, atomik_add(0), NULL), (2, NULL, atomik_xor(0));
+             SELECT atomik_defer('d', 'c', 1, i) FROM generate_series(2, 1000, 2) i;
+             SELECT atomik_defer('d', 'x', 2, i) FROM generate_series(1, 999, 2) i;",
         )
         .unwrap();
         let xor: i64 = (1..=1000).filter(|i| i % 2 == 1).fold(0, |a, i| a ^ i);
         let add: i64 = (1..=1000).filter(|i| i % 2 == 0).sum();
-        let live = |id: i64| {
-            Spi::get_one::<i64>(&format!("SELECT atomik_live('d', 'c', {id}::bigint)"))
-                .unwrap()
-                .unwrap()
+        let live = |column: &str, id: i64| {
+            Spi::get_one::<i64>(&format!(
+                "SELECT atomik_live('d', '{column}', {id}::bigint)"
+            ))
+            .unwrap()
+            .unwrap()
         };
-        assert_eq!((live(1), live(2)), (add, xor));
+        assert_eq!((live("c", 1), live("x", 2)), (add, xor));
         assert_eq!(
             Spi::get_one::<i64>("SELECT atomik_fold_deferred()").unwrap(),
             Some(1000)
@@ -250,7 +253,7 @@ mod tests {
             Spi::get_one::<i64>("SELECT atomik_fold_deferred()").unwrap(),
             Some(0)
         );
-        assert_eq!((live(1), live(2)), (add, xor));
+        assert_eq!((live("c", 1), live("x", 2)), (add, xor));
         assert_eq!(
             Spi::get_one::<i64>("SELECT sum(atomik_pending(c))::bigint FROM d WHERE id = 1")
                 .unwrap(),

@@ -14,13 +14,15 @@ CREATE TABLE atomik.meta (
 );
 
 -- Columns under replication. table_name is the name on the wire (the
--- unqualified relation name); relid is what SQL is built from.
+-- unqualified relation name); relid is what SQL is built from; grp is the
+-- column's group code (1 add, 2 xor), fixed by atomik_track (0.4.0).
 CREATE TABLE atomik.tracked (
     table_name text NOT NULL,
     column_name text NOT NULL,
     relid regclass NOT NULL,
     key_columns text[] NOT NULL,
     key_kinds text NOT NULL CHECK (key_kinds ~ '^[it]{1,8}$'),
+    grp integer NOT NULL CHECK (grp IN (1, 2)),
     PRIMARY KEY (table_name, column_name)
 );
 

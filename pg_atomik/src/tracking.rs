@@ -5,7 +5,7 @@
 
 use atomik_core::digest::Digest;
 use atomik_core::error::Result;
-use atomik_core::{AtomikValue, KeyShape, ProtocolError};
+use atomik_core::{AtomikValue, Group, KeyShape, ProtocolError};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
@@ -30,7 +30,7 @@ struct Target {
 }
 
 impl Target {
-    fn as_tracked(&self) -> TrackedTable {
+    fn as_tracked(&self, group: Group) -> TrackedTable {
         TrackedTable {
             table: self.relname.clone(),
             column: self.column.clone(),
@@ -38,6 +38,7 @@ impl Target {
             qualified: self.qualified.clone(),
             col: quote_identifier(&self.column),
             keys: self.key_columns.iter().map(quote_identifier).collect(),
+            group,
         }
     }
 }
@@ -194,28 +195,98 @@ fn create_triggers(t: &TrackedTable, wire_table: &str, key_columns: &[String]) -
 }
 
 /// `atomik_track(table, column)`: put an atomik column of a table with a
-/// primary key under replication. Existing non-NULL cells are marked new,
-/// so they ship at the next seal. Returns 1, or 0 when the column was
-/// already tracked (and nothing was done), as in SQLite.
+/// primary key under replication, in the group of its existing cells (add
+/// when it has none). Existing non-NULL cells are marked new, so they ship
+/// at the next seal. Returns 1, or 0 when the column was already tracked
+/// (and nothing was done), as in SQLite.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_track(table: &str, column: &str) -> i64 {
-    i64::from(or_raise(track(table, column)))
+    i64::from(or_raise(track(table, column, None)))
 }
 
-/// Track the column; `false` if it already was.
-fn track(table: &str, column: &str) -> Result<bool> {
+/// `atomik_track(table, column, group)`: the same, fixing the column's
+/// group (`'add'` or `'xor'`); every existing cell must be in it.
+#[pg_extern(name = "atomik_track", requires = ["state_tables"])]
+fn atomik_track_group(table: &str, column: &str, group: &str) -> i64 {
+    i64::from(or_raise(track(table, column, Some(group))))
+}
+
+/// The name of the check constraint that keeps a tracked column in its group.
+fn group_constraint(column: &str) -> String {
+    quote_identifier(format!("atomik_group_{column}"))
+}
+
+/// The group a column is tracked in: `wanted`, which every existing cell
+/// must be in; else the one group its cells are in; else add.
+fn fixed_group(target: &Target, wanted: Option<Group>) -> Result<Group> {
+    let found: Vec<Group> = rows(
+        &format!(
+            "SELECT DISTINCT atomik.group_code(t.{c}) FROM {q} t WHERE t.{c} IS NOT NULL ORDER BY 1",
+            c = quote_identifier(&target.column),
+            q = target.qualified
+        ),
+        &[],
+        |r| Ok(group_of(get::<i32>(r, 1)?)),
+    )?;
+    let names = || {
+        found
+            .iter()
+            .map(|g| g.name())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match (wanted, found.as_slice()) {
+        (Some(g), f) if f.iter().all(|x| *x == g) => Ok(g),
+        (Some(g), _) => raise(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "column \"{}\".\"{}\" holds {} values: it cannot be tracked as {g}",
+                target.relname,
+                target.column,
+                names()
+            ),
+        ),
+        (None, []) => Ok(Group::Add),
+        (None, [one]) => Ok(*one),
+        (None, _) => raise(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "column \"{t}\".\"{c}\" holds both add and xor values: give its group, atomik_track('{t}', '{c}', 'add') or 'xor', after rewriting the cells of the other group",
+                t = target.relname,
+                c = target.column
+            ),
+        ),
+    }
+}
+
+/// Track the column; `false` if it already was (in that group).
+fn track(table: &str, column: &str, group: Option<&str>) -> Result<bool> {
+    let group: Option<Group> = group
+        .map(|g| g.parse::<Group>().map_err(ProtocolError::Value))
+        .transpose()?;
     lock()?;
     let target = resolve(table, column)?;
     let existing = rows(
-        "SELECT relid::oid FROM atomik.tracked WHERE table_name = $1 AND column_name = $2",
+        "SELECT relid::oid, grp FROM atomik.tracked WHERE table_name = $1 AND column_name = $2",
         &[
             DatumWithOid::from(target.relname.as_str()),
             DatumWithOid::from(column),
         ],
-        |r| get::<Oid>(r, 1),
+        |r| Ok((get::<Oid>(r, 1)?, group_of(get::<i32>(r, 2)?))),
     )?;
     match existing.first() {
-        Some(relid) if *relid == target.relid => return Ok(false),
+        Some((relid, tracked)) if *relid == target.relid => {
+            return match group {
+                Some(g) if g != *tracked => raise(
+                    PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                    format!(
+                        "column \"{}\".\"{column}\" is already tracked as {tracked}; a tracked column's group cannot change (atomik_untrack it first)",
+                        target.relname
+                    ),
+                ),
+                _ => Ok(false),
+            };
+        }
         Some(_) => raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
             format!(
@@ -225,18 +296,34 @@ fn track(table: &str, column: &str) -> Result<bool> {
         ),
         None => {}
     }
+    let fixed = fixed_group(&target, group)?;
     exec(
-        "INSERT INTO atomik.tracked (table_name, column_name, relid, key_columns, key_kinds)
-         VALUES ($1, $2, $3::oid::regclass, $4, $5)",
+        "INSERT INTO atomik.tracked (table_name, column_name, relid, key_columns, key_kinds, grp)
+         VALUES ($1, $2, $3::oid::regclass, $4, $5, $6)",
         &[
             DatumWithOid::from(target.relname.as_str()),
             DatumWithOid::from(column),
             DatumWithOid::from(target.relid),
             DatumWithOid::from(target.key_columns.clone()),
             DatumWithOid::from(target.kinds.as_str()),
+            DatumWithOid::from(i32::from(fixed.code())),
         ],
     )?;
-    let t = target.as_tracked();
+    // Every write of the column is checked from now on (the cells were
+    // checked above, so the constraint need not scan them again).
+    exec(
+        &format!(
+            "ALTER TABLE {q} ADD CONSTRAINT {name} CHECK (atomik.in_group({c}, {code}, {tbl}, {col})) NOT VALID",
+            q = target.qualified,
+            name = group_constraint(column),
+            c = quote_identifier(column),
+            code = fixed.code(),
+            tbl = quote_literal(&target.relname),
+            col = quote_literal(column),
+        ),
+        &[],
+    )?;
+    let t = target.as_tracked(fixed);
     create_triggers(&t, &target.relname, &target.key_columns)?;
     let key_texts = t
         .keys
@@ -289,6 +376,14 @@ fn untrack(table: &str, column: &str) -> Result<bool> {
             &[],
         )?;
     }
+    exec(
+        &format!(
+            "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+            target.qualified,
+            group_constraint(column)
+        ),
+        &[],
+    )?;
     for state in ["atomik.new_cells", "atomik.dirty", "atomik.parked"] {
         exec(
             &format!("DELETE FROM {state} WHERE table_name = $1 AND column_name = $2"),
@@ -310,7 +405,8 @@ fn atomik_digest(table: &str, column: &str) -> i64 {
 }
 
 fn digest(table: &str, column: &str) -> Result<i64> {
-    let t = resolve(table, column)?.as_tracked();
+    // (The digest reads keys and values, never the tracked group.)
+    let t = resolve(table, column)?.as_tracked(Group::Add);
     // Deferred deltas are part of the value (a no-op when none is
     // buffered). A read-only transaction (a standby) cannot fold: its
     // digest covers the folded values only.
@@ -345,10 +441,16 @@ fn digest(table: &str, column: &str) -> Result<i64> {
 
 pgrx::extension_sql!(
     r#"
-COMMENT ON FUNCTION atomik_track(text, text) IS 'put an atomik column of a table with a primary key under replication';
+COMMENT ON FUNCTION atomik_track(text, text) IS 'put an atomik column of a table with a primary key under replication, in the group of its cells (add when it has none)';
+COMMENT ON FUNCTION atomik_track(text, text, text) IS 'put an atomik column under replication, fixing its group (add or xor)';
 COMMENT ON FUNCTION atomik_untrack(text, text) IS 'stop replicating a column';
 COMMENT ON FUNCTION atomik_digest(text, text) IS 'order-independent digest of (primary key, read value) of a column';
 "#,
     name = "tracking_comments",
-    requires = [atomik_track, atomik_untrack, atomik_digest]
+    requires = [
+        atomik_track,
+        atomik_track_group,
+        atomik_untrack,
+        atomik_digest
+    ]
 );

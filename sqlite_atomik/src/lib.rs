@@ -83,6 +83,7 @@ pub const SQL_FUNCTIONS: &[(&str, i32)] = &[
     ("atomik_sync_request", 0),
     ("atomik_text", 1),
     ("atomik_track", 2),
+    ("atomik_track", 3),
     ("atomik_untrack", 2),
     ("atomik_vector", 0),
     ("atomik_version", 0),

@@ -104,7 +104,16 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             name_arg(ctx, 0, f, "table")?,
             name_arg(ctx, 1, f, "column")?,
         );
-        run(f, atomically(c, |c| track::track(c, &t, &col)))
+        run(f, atomically(c, |c| track::track(c, &t, &col, None)))
+    })?;
+    stateful(conn, "atomik_track", 3, |ctx, c| {
+        let f = "atomik_track";
+        let (t, col, g) = (
+            name_arg(ctx, 0, f, "table")?,
+            name_arg(ctx, 1, f, "column")?,
+            name_arg(ctx, 2, f, "group")?,
+        );
+        run(f, atomically(c, |c| track::track(c, &t, &col, Some(&g))))
     })?;
     stateful(conn, "atomik_untrack", 2, |ctx, c| {
         let f = "atomik_untrack";

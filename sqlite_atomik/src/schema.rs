@@ -6,7 +6,7 @@ use atomik_core::SiteId;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Every table of the extension's own schema (version 1).
 const CREATE_V1: &str = "
@@ -100,7 +100,11 @@ pub fn ensure(conn: &Connection) -> Result<(), String> {
             atomik_core::VERSION
         )),
         Some(v) if v < 1 => Err(format!("atomik_meta holds an invalid schema_version {v}")),
-        Some(1) => migrate_1_to_2(conn),
+        Some(1) => {
+            migrate_1_to_2(conn)?;
+            migrate_2_to_3(conn)
+        }
+        Some(2) => migrate_2_to_3(conn),
         Some(_) => Ok(()),
     }
 }
@@ -114,7 +118,8 @@ fn create(conn: &Connection) -> Result<(), String> {
         rusqlite::params![1, site.as_bytes().as_slice()],
     )
     .map_err(|e| format!("cannot initialise atomik_meta: {e}"))?;
-    migrate_1_to_2(conn)
+    migrate_1_to_2(conn)?;
+    migrate_2_to_3(conn)
 }
 
 /// Version 1 (protocol v1) to 2 (protocol v2), in the caller's savepoint:
@@ -150,6 +155,7 @@ fn migrate_1_to_2(conn: &Connection) -> Result<(), String> {
          DELETE FROM atomik_settings WHERE name IN ('pending_upstream_since', 'root_hub');",
     )
     .map_err(fail)?;
+    add_groups(conn)?;
     for t in crate::tracked::load(conn)? {
         conn.execute(&t.mark_unshipped_v1, [t.cid]).map_err(fail)?;
         conn.execute_batch(&t.write_triggers).map_err(fail)?;
@@ -161,4 +167,85 @@ fn migrate_1_to_2(conn: &Connection) -> Result<(), String> {
     )
     .map_err(fail)?;
     Ok(())
+}
+
+/// Version 3 fixes each tracked column's group (`atomik_track`).
+const GROUP_COLUMN: &str =
+    "ALTER TABLE atomik_tracked ADD COLUMN grp TEXT NOT NULL DEFAULT 'add' CHECK (grp IN ('add', 'xor'));";
+
+/// Version 2 to 3, in the caller's savepoint: every tracked column gets a
+/// fixed group ([`add_groups`]) and its write triggers are re-created with
+/// the group check.
+fn migrate_2_to_3(conn: &Connection) -> Result<(), String> {
+    let fail =
+        |e: rusqlite::Error| format!("cannot upgrade the atomik tables to schema version 3: {e}");
+    if add_groups(conn)? {
+        for t in crate::tracked::load(conn)? {
+            if !table_exists(conn, &t.table)? {
+                continue;
+            }
+            conn.execute_batch(&format!(
+                "DROP TRIGGER IF EXISTS \"atomik_written_{0}\"; DROP TRIGGER IF EXISTS \"atomik_rewritten_{0}\";",
+                t.cid
+            ))
+            .map_err(fail)?;
+            conn.execute_batch(&t.write_triggers).map_err(fail)?;
+        }
+    }
+    conn.execute(
+        "UPDATE atomik_meta SET value = 3 WHERE key = 'schema_version'",
+        [],
+    )
+    .map_err(fail)?;
+    Ok(())
+}
+
+/// Add `atomik_tracked.grp` unless it is there; each tracked column's group
+/// is the group of its first non-NULL cell, else `add`. Whether it added it.
+fn add_groups(conn: &Connection) -> Result<bool, String> {
+    let fail = |e: rusqlite::Error| format!("cannot fix the groups of the tracked columns: {e}");
+    let has_group: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('atomik_tracked') WHERE name = 'grp')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(fail)?;
+    if has_group {
+        return Ok(false);
+    }
+    conn.execute_batch(GROUP_COLUMN).map_err(fail)?;
+    let columns: Vec<(i64, String, String)> = conn
+        .prepare("SELECT id, tbl, col FROM atomik_tracked")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(fail)?;
+    for (cid, table, column) in columns {
+        if !table_exists(conn, &table)? {
+            continue;
+        }
+        let c = crate::ident::quote(&column);
+        conn.execute(
+            &format!(
+                "UPDATE atomik_tracked SET grp = coalesce((SELECT CASE hex(substr({c}, 1, 1)) \
+                 WHEN '12' THEN 'xor' ELSE 'add' END FROM {t} WHERE {c} IS NOT NULL LIMIT 1), 'add') \
+                 WHERE id = ?1",
+                t = crate::ident::quote(&table)
+            ),
+            [cid],
+        )
+        .map_err(fail)?;
+    }
+    Ok(true)
+}
+
+fn table_exists(conn: &Connection, table: &str) -> Result<bool, String> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1)",
+        [table],
+        |r| r.get(0),
+    )
+    .map_err(|e| e.to_string())
 }

@@ -8,35 +8,55 @@
 //! database stays writable by connections that have not loaded the
 //! extension (their writes are recorded too).
 
+use atomik_core::Group;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::ident::{literal, quote, resolve, shape_to_text, ColumnRef, KEY_COL_SEP};
 
-/// Track `table.column`. Returns 1 when newly tracked, 0 when it already
-/// was. Existing non-NULL cells are marked new, so they ship (as zero
-/// deltas when nothing is pending) at the next seal.
+/// Track `table.column`, fixing its group: `group` if given, else the
+/// group of its existing cells, else `add`. Returns 1 when newly tracked,
+/// 0 when it already was (in that group). Existing non-NULL cells are
+/// marked new, so they ship (as zero deltas when nothing is pending) at the
+/// next seal.
 ///
 /// # Errors
 /// A missing table or column, a missing or unsupported primary key, a cell
-/// that holds something other than an atomik value.
-pub fn track(conn: &Connection, table: &str, column: &str) -> Result<i64, String> {
+/// that holds something other than an atomik value, an unknown group name,
+/// cells of another group than `group` (or of both groups, with no
+/// `group`), a column already tracked in another group.
+pub fn track(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    group: Option<&str>,
+) -> Result<i64, String> {
     let c = resolve(conn, table, column)?;
-    let existing: Option<i64> = conn
+    let wanted: Option<Group> = group
+        .map(|g| g.parse::<Group>().map_err(|e| e.to_string()))
+        .transpose()?;
+    let existing: Option<(i64, String)> = conn
         .query_row(
-            "SELECT id FROM atomik_tracked WHERE tbl = ?1 AND col = ?2",
+            "SELECT id, grp FROM atomik_tracked WHERE tbl = ?1 AND col = ?2",
             params![c.table, c.column],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(|e| e.to_string())?;
-    if existing.is_some() {
-        return Ok(0);
+    if let Some((_, tracked)) = existing {
+        return match wanted {
+            Some(g) if g.name() != tracked => Err(format!(
+                "column \"{}\".\"{}\" is already tracked as {tracked}; a tracked column's group cannot change (atomik_untrack it first)",
+                c.table, c.column
+            )),
+            _ => Ok(0),
+        };
     }
     check_cells(conn, &c)?;
+    let group = fixed_group(conn, &c, wanted)?;
     let key_cols = c.key_cols.join(&KEY_COL_SEP.to_string());
     conn.execute(
-        "INSERT INTO atomik_tracked(tbl, col, key_cols, key_kinds) VALUES (?1, ?2, ?3, ?4)",
-        params![c.table, c.column, key_cols, shape_to_text(&c.shape)],
+        "INSERT INTO atomik_tracked(tbl, col, key_cols, key_kinds, grp) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![c.table, c.column, key_cols, shape_to_text(&c.shape), group.name()],
     )
     .map_err(|e| e.to_string())?;
     let cid = conn.last_insert_rowid();
@@ -46,12 +66,43 @@ pub fn track(conn: &Connection, table: &str, column: &str) -> Result<i64, String
         c.column.clone(),
         &key_cols,
         &shape_to_text(&c.shape),
+        group.name(),
     )?;
     conn.execute_batch(&format!("{}{}", triggers(cid, &c), tracked.write_triggers))
         .map_err(|e| format!("cannot create the atomik triggers on \"{}\": {e}", c.table))?;
     conn.execute(&tracked.mark_all, [cid])
         .map_err(|e| e.to_string())?;
     Ok(1)
+}
+
+/// The group a newly tracked column is fixed to: `wanted`, which every
+/// existing cell must be in; else the one group its cells are in; else
+/// `add`.
+fn fixed_group(conn: &Connection, c: &ColumnRef, wanted: Option<Group>) -> Result<Group, String> {
+    let col = quote(&c.column);
+    let groups: Vec<String> = conn
+        .prepare(&format!(
+            "SELECT DISTINCT CASE hex(substr({col}, 1, 1)) WHEN '12' THEN 'xor' ELSE 'add' END \
+             FROM {} WHERE {col} IS NOT NULL ORDER BY 1",
+            quote(&c.table)
+        ))
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| e.to_string())?;
+    match (wanted, groups.as_slice()) {
+        (Some(g), found) if found.iter().all(|f| f == g.name()) => Ok(g),
+        (Some(g), _) => Err(format!(
+            "column \"{}\".\"{}\" holds {} values: it cannot be tracked as {g}",
+            c.table,
+            c.column,
+            groups.join(" and ")
+        )),
+        (None, []) => Ok(Group::Add),
+        (None, [one]) => one.parse().map_err(|e: atomik_core::ValueError| e.to_string()),
+        (None, _) => Err(format!(
+            "column \"{}\".\"{}\" holds both add and xor values: give its group, atomik_track('{}', '{}', 'add') or 'xor', after rewriting the cells of the other group",
+            c.table, c.column, c.table, c.column
+        )),
+    }
 }
 
 /// Every non-NULL cell must already be an atomik value.

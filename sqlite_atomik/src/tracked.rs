@@ -1,7 +1,7 @@
 //! A tracked column as the store uses it: names, key shape, and the SQL it
 //! runs, built once from `atomik_tracked` with every identifier quoted.
 
-use atomik_core::{KeyShape, TrackedColumn};
+use atomik_core::{Group, KeyShape, TrackedColumn};
 use rusqlite::Connection;
 
 use crate::ident::{quote, shape_from_text, KEY_COL_SEP};
@@ -19,6 +19,8 @@ pub struct Tracked {
     pub key_cols: Vec<String>,
     /// Primary-key kinds.
     pub shape: KeyShape,
+    /// The column's group, fixed by `atomik_track`.
+    pub group: Group,
     /// `SELECT c FROM t WHERE key = ?2..`.
     pub select_cell: String,
     /// `UPDATE t SET c = ?1 WHERE key = ?2..`.
@@ -65,7 +67,11 @@ impl Tracked {
         column: String,
         key_cols: &str,
         kinds: &str,
+        group: &str,
     ) -> Result<Self, String> {
+        let group: Group = group.parse().map_err(|_| {
+            format!("atomik_tracked row for {table}.{column} has a damaged group {group:?}")
+        })?;
         let key_cols: Vec<String> = key_cols.split(KEY_COL_SEP).map(str::to_string).collect();
         let shape = shape_from_text(kinds)?;
         if shape.kinds().len() != key_cols.len() {
@@ -158,13 +164,25 @@ impl Tracked {
                          WHERE NOT EXISTS (SELECT 1 FROM atomik_dirty WHERE cid = {cid} AND {same_key});"
                     )
                 };
+                // A value of another group than the column's is refused
+                // when the trigger fires (a new cell, or the first write
+                // since a seal); any other write of one is refused by the
+                // seal.
+                let refuse_group = format!(
+                    "SELECT RAISE(ABORT, {msg}) WHERE NOT {new_bad} AND substr(NEW.{c}, 1, 1) <> X'{tag:02X}';",
+                    msg = crate::ident::literal(&format!(
+                        "atomik: column \"{table}\".\"{column}\" is tracked as {group}; a value of another group cannot be written to it"
+                    )),
+                    new_bad = not_value(&format!("NEW.{c}")),
+                    tag = 0x10 | group.code(),
+                );
                 format!(
                     "CREATE TRIGGER \"atomik_written_{cid}\" AFTER INSERT ON {t} WHEN NEW.{c} IS NOT NULL \
-                     BEGIN UPDATE atomik_dirty SET new = 1 WHERE cid = {cid} AND {same_key}; {ins_new} END; \
+                     BEGIN {refuse_group} UPDATE atomik_dirty SET new = 1 WHERE cid = {cid} AND {same_key}; {ins_new} END; \
                      CREATE TRIGGER \"atomik_rewritten_{cid}\" AFTER UPDATE OF {c} ON {t} \
                      WHEN NEW.{c} IS NOT NULL AND ({is_new} OR {new_bad} \
                      OR (substr(NEW.{c}, 10) <> zeroblob(8) AND ({old_bad} OR substr(OLD.{c}, 10) = zeroblob(8)))) \
-                     BEGIN UPDATE atomik_dirty SET new = 1 WHERE {is_new} AND cid = {cid} AND {same_key}; \
+                     BEGIN {refuse_group} UPDATE atomik_dirty SET new = 1 WHERE {is_new} AND cid = {cid} AND {same_key}; \
                      {ins_upd} END;",
                     ins_new = insert("1"),
                     ins_upd = insert(&is_new),
@@ -180,6 +198,7 @@ impl Tracked {
             column,
             key_cols,
             shape,
+            group,
         })
     }
 
@@ -189,6 +208,7 @@ impl Tracked {
             table: self.table.clone(),
             column: self.column.clone(),
             shape: self.shape.clone(),
+            group: self.group,
         }
     }
 }
@@ -199,15 +219,24 @@ impl Tracked {
 /// SQLite errors or a damaged `atomik_tracked` row.
 pub fn load(conn: &Connection) -> Result<Vec<Tracked>, String> {
     let mut stmt = conn
-        .prepare_cached("SELECT id, tbl, col, key_cols, key_kinds FROM atomik_tracked ORDER BY id")
+        .prepare_cached(
+            "SELECT id, tbl, col, key_cols, key_kinds, grp FROM atomik_tracked ORDER BY id",
+        )
         .map_err(|e| e.to_string())?;
-    let rows: Vec<(i64, String, String, String, String)> = stmt
+    let rows: Vec<(i64, String, String, String, String, String)> = stmt
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .and_then(Iterator::collect)
         .map_err(|e| e.to_string())?;
     rows.into_iter()
-        .map(|(id, t, c, k, s)| Tracked::new(id, t, c, &k, &s))
+        .map(|(id, t, c, k, s, g)| Tracked::new(id, t, c, &k, &s, &g))
         .collect()
 }

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use std::collections::BTreeMap;
 
 const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB);
-                      SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f');";
+                      SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f', 'xor');";
 const KEYS: i64 = 24;
 
 /// A local write on `c`, recorded in the oracle.

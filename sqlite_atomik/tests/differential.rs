@@ -34,7 +34,7 @@ impl World {
             .map(|_| {
                 let mut m = MemoryStore::new(SiteId::random().unwrap());
                 m.create_table("t", KeyShape::int(), true);
-                m.track("t", "n").unwrap();
+                m.track("t", "n", Group::Add).unwrap();
                 m
             })
             .collect();

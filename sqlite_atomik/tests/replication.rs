@@ -13,7 +13,7 @@ fn replica(schema: &str) -> Connection {
 }
 
 const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB);
-                 SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f');";
+                 SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f', 'xor');";
 
 #[test]
 fn track_checks_the_table() {
@@ -83,7 +83,7 @@ fn schema_version_is_recorded_and_checked() {
             &c,
             "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
         ),
-        2
+        3
     );
     c.execute(
         "UPDATE atomik_meta SET value = 7 WHERE key = 'schema_version'",
@@ -93,7 +93,7 @@ fn schema_version_is_recorded_and_checked() {
     assert_eq!(
         err(&c, "SELECT atomik_seal()"),
         format!(
-            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 2: upgrade the extension",
+            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 3: upgrade the extension",
             sqlite_atomik::VERSION
         )
     );
@@ -199,6 +199,88 @@ fn writes_of_every_kind_are_recorded_for_the_seal() {
 }
 
 #[test]
+fn atomik_track_fixes_the_column_group() {
+    let c = mem();
+    c.execute_batch(
+        "CREATE TABLE g(id INTEGER PRIMARY KEY, n BLOB, f BLOB, e BLOB);
+         INSERT INTO g VALUES (1, atomik_xor(3), NULL, atomik_add(1));",
+    )
+    .unwrap();
+    // Given, taken from the cells, or add for a column without cells.
+    assert_eq!(int(&c, "SELECT atomik_track('g', 'n')"), 1);
+    assert_eq!(int(&c, "SELECT atomik_track('g', 'f', 'xor')"), 1);
+    assert_eq!(int(&c, "SELECT atomik_track('g', 'f', 'xor')"), 0);
+    assert_eq!(
+        text(
+            &c,
+            "SELECT group_concat(col || ' ' || grp, ', ') FROM atomik_tracked"
+        ),
+        "n xor, f xor"
+    );
+    let cases = [
+        (
+            "SELECT atomik_track('g', 'f', 'add')",
+            "atomik_track: column \"g\".\"f\" is already tracked as xor; a tracked column's group cannot change (atomik_untrack it first)",
+        ),
+        (
+            "SELECT atomik_track('g', 'e', 'xor')",
+            "atomik_track: column \"g\".\"e\" holds add values: it cannot be tracked as xor",
+        ),
+        (
+            "SELECT atomik_track('g', 'e', 'max')",
+            "atomik_track: unknown atomik group \"max\" (expected \"add\" or \"xor\")",
+        ),
+        (
+            "INSERT INTO g VALUES (2, atomik_add(1), NULL, NULL)",
+            "atomik: column \"g\".\"n\" is tracked as xor; a value of another group cannot be written to it",
+        ),
+        (
+            "UPDATE g SET f = atomik_add(1) WHERE id = 1",
+            "atomik: column \"g\".\"f\" is tracked as xor; a value of another group cannot be written to it",
+        ),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(err(&c, sql), want, "{sql}");
+    }
+    assert_eq!(int(&c, "SELECT count(*) FROM g"), 1, "nothing written");
+    // A cell already dirty (no trigger fires) overwritten with a value of
+    // the other group: the seal refuses to ship it.
+    c.execute_batch("UPDATE g SET n = atomik_accum(n, 5) WHERE id = 1; UPDATE g SET n = atomik_add(7) WHERE id = 1")
+        .unwrap();
+    assert_eq!(
+        err(&c, "SELECT atomik_seal()"),
+        "atomik_seal: column \"g\".\"n\" is tracked as xor; deltas of group add for it are refused"
+    );
+}
+
+#[test]
+fn deltas_of_another_group_than_the_column_are_refused() {
+    // A stranger's replica tracks t.n as xor and uploads xor deltas for keys
+    // nobody has written: the hub refuses the whole message, and later add
+    // writers of those keys are not blocked.
+    let hub = replica(T);
+    let honest = replica(T);
+    let stranger = replica(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB); SELECT atomik_track('t', 'n', 'xor');",
+    );
+    stranger
+        .execute_batch("INSERT INTO t VALUES (5, atomik_xor(255), NULL)")
+        .unwrap();
+    let req = blob(&stranger, "SELECT atomik_sync_request()");
+    let before = dump(&hub);
+    assert_eq!(
+        serve(&hub, &req).unwrap_err().to_string(),
+        "atomik_sync: column \"t\".\"n\" is tracked as add; deltas of group xor for it are refused"
+    );
+    assert_eq!(dump(&hub), before, "nothing of the message applied");
+    honest
+        .execute_batch("INSERT INTO t VALUES (5, atomik_add(2), NULL)")
+        .unwrap();
+    sync(&honest, &hub);
+    assert_eq!(int(&hub, "SELECT atomik_read(n) FROM t WHERE id = 5"), 2);
+}
+
+#[test]
 fn uploads_are_exactly_once_and_gaps_wait() {
     use atomik_core::codec::v2::{decode_request, decode_response, encode_request};
     let a = replica(T);
@@ -240,7 +322,7 @@ fn bad_messages_are_named_and_change_nothing() {
     let b = replica(
         "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB); SELECT atomik_track('t', 'n');",
     );
-    a.execute_batch("INSERT INTO t VALUES (1, atomik_add(1), atomik_add(2))")
+    a.execute_batch("INSERT INTO t VALUES (1, atomik_add(1), atomik_xor(2))")
         .unwrap();
     sync(&a, &hub);
     let req = blob(&b, "SELECT atomik_sync_request()");
@@ -298,16 +380,8 @@ fn bad_messages_are_named_and_change_nothing() {
         assert!(e.starts_with(&want), "got {e:?}, want {want:?}");
         assert_eq!(dump(&b), before);
     }
-    // Group mismatch: b's cell 1 is xor, the hub's is add.
-    b.execute_batch("SELECT atomik_track('t', 'f'); INSERT INTO t VALUES (1, atomik_xor(1), NULL)")
-        .unwrap();
-    let req = blob(&b, "SELECT atomik_sync_request()");
-    let hub_before = dump(&hub);
-    assert_eq!(
-        serve(&hub, &req).unwrap_err().to_string(),
-        "atomik_sync: group mismatch on t.n key 1: cell is add, delta is xor"
-    );
-    assert_eq!(dump(&hub), hub_before, "the hub applied nothing");
+    // A message of another group than a column's: see
+    // deltas_of_another_group_than_the_column_are_refused.
     // NULL and TEXT where a message belongs.
     let before = dump(&b);
     for f in [
@@ -331,7 +405,7 @@ fn bad_messages_are_named_and_change_nothing() {
 #[test]
 fn missing_rows_are_created_or_parked() {
     const S: &str = "CREATE TABLE s(sku TEXT PRIMARY KEY, name TEXT NOT NULL, q BLOB); SELECT atomik_track('s', 'q');
-         CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, note TEXT DEFAULT 'auto', PRIMARY KEY (k1, k2)); SELECT atomik_track('c', 'v');";
+         CREATE TABLE c(k1 INTEGER, k2 TEXT, v BLOB, note TEXT DEFAULT 'auto', PRIMARY KEY (k1, k2)); SELECT atomik_track('c', 'v', 'xor');";
     let a = replica(S);
     let hub = replica(S);
     let b = replica(S);
@@ -558,9 +632,9 @@ fn identity_cells_ship_once_for_every_key_kind() {
          CREATE TABLE c(a INTEGER, b TEXT, v BLOB, PRIMARY KEY (a, b)); SELECT atomik_track('c', 'v');",
     );
     a.execute_batch(
-        "INSERT INTO i VALUES (1, atomik_add(0)), (2, atomik_xor(0));
+        "INSERT INTO i VALUES (1, atomik_add(0)), (2, atomik_add(0));
          INSERT INTO s VALUES ('x', atomik_add(0)), ('y''z', atomik_add(0));
-         INSERT INTO c VALUES (1, 'p', atomik_add(0)), (1, 'q', atomik_xor(0));",
+         INSERT INTO c VALUES (1, 'p', atomik_add(0)), (1, 'q', atomik_add(0));",
     )
     .unwrap();
     assert_eq!(int(&a, "SELECT atomik_seal()"), 1);

@@ -1,6 +1,6 @@
 //! Databases written by the previous release (schema version 1, protocol
-//! v1) open in this one: they are upgraded in place to schema version 2
-//! and keep replicating. The fixtures are the hub and one device of an
+//! v1) open in this one: they are upgraded in place to the current schema
+//! version (3) and keep replicating. The fixtures are the hub and one device of an
 //! `atomik demo --devices 2 --rounds 2 --skus 40` run of atomik 0.1.0
 //! (commit cd10d3f), converged.
 
@@ -36,7 +36,12 @@ fn v1_databases_upgrade_and_keep_syncing() {
                 c,
                 "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
             ),
-            2
+            3
+        );
+        assert_eq!(
+            text(c, "SELECT group_concat(grp) FROM atomik_tracked"),
+            "add",
+            "the group of the column's cells is fixed"
         );
         assert_eq!(
             int(c, "SELECT count(*) FROM atomik_vector"),
@@ -105,5 +110,51 @@ fn v1_databases_upgrade_and_keep_syncing() {
         ),
         device_seq + 1,
         "one more batch of the device, exactly once"
+    );
+}
+
+/// Schema version 2 to 3: each tracked column's group is fixed from its
+/// cells (add for a column without cells), and writes of the other group
+/// are refused from then on.
+#[test]
+fn version_2_databases_get_fixed_column_groups() {
+    let dir = temp_dir("upgrade-2-3");
+    let path = dir.join("v2.sqlite");
+    {
+        let c = file(&path);
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB, e BLOB);
+             SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f', 'xor');
+             SELECT atomik_track('t', 'e');
+             INSERT INTO t VALUES (1, atomik_add(2), atomik_xor(5), NULL);
+             -- What a version 2 database holds: no group column.
+             ALTER TABLE atomik_tracked DROP COLUMN grp;
+             UPDATE atomik_meta SET value = 2 WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let c = file(&path);
+    assert_eq!(
+        int(&c, "SELECT atomik_seal()"),
+        1,
+        "the first call upgrades"
+    );
+    assert_eq!(
+        int(
+            &c,
+            "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
+        ),
+        3
+    );
+    assert_eq!(
+        text(
+            &c,
+            "SELECT group_concat(col || ' ' || grp, ', ') FROM atomik_tracked"
+        ),
+        "n add, f xor, e add"
+    );
+    assert_eq!(
+        err(&c, "INSERT INTO t VALUES (2, NULL, atomik_add(1), NULL)"),
+        "atomik: column \"t\".\"f\" is tracked as xor; a value of another group cannot be written to it"
     );
 }

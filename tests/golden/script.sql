@@ -25,7 +25,7 @@ SELECT atomik_read(atomik_fold(v)) FROM (SELECT atomik_add(1) AS v UNION ALL SEL
 -- A table with an add and an xor column, under replication.
 CREATE TABLE inv (sku {int} PRIMARY KEY, qty {atomik}, flags {atomik});
 SELECT atomik_track('inv', 'qty');
-SELECT atomik_track('inv', 'flags');
+SELECT atomik_track('inv', 'flags', 'xor');
 -- Tracking again does nothing (0).
 SELECT atomik_track('inv', 'qty');
 SELECT atomik_track('inv', 'nosuch');

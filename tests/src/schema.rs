@@ -68,7 +68,7 @@ pub const SQLITE_SCHEMA: &str = "
         f BLOB NOT NULL DEFAULT (X'1200000000000000000000000000000000'));
     CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY);
     SELECT atomik_track('cells', 'n');
-    SELECT atomik_track('cells', 'f');";
+    SELECT atomik_track('cells', 'f', 'xor');";
 
 /// Schema of a replica in PostgreSQL (after `CREATE EXTENSION pg_atomik`).
 pub const PG_SCHEMA: &str = "
@@ -78,7 +78,7 @@ pub const PG_SCHEMA: &str = "
         f atomik NOT NULL DEFAULT atomik_xor(0));
     CREATE TABLE ledger (id bigint PRIMARY KEY);
     SELECT atomik_track('cells', 'n');
-    SELECT atomik_track('cells', 'f');";
+    SELECT atomik_track('cells', 'f', 'xor');";
 
 /// The upsert of one delta, with `$1`/`?1` the key and `$2`/`?2` the delta.
 /// `placeholder` is `'$'` (PostgreSQL) or `'?'` (SQLite).

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use super::reader::Reader;
 use super::varint::{put_u64, zigzag};
 use crate::changes::{Changes, ColumnDeltas, ColumnId};
+use crate::codec::v2::OutboxEntry;
 use crate::error::DecodeError;
 use crate::group::Group;
 use crate::key::{Key, KeyKind, KeyPart, KeyShape, MAX_KEY_PARTS};
@@ -494,11 +495,20 @@ impl DecodeDictionary {
 /// # Errors
 /// A [`DecodeError`] saying what is wrong.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+    decode_with(bytes, Ok)
+}
+
+/// Decode a version-1 message whose kind, read from the tag, `check_kind`
+/// accepts before the checksum or anything of the body is read.
+fn decode_with(
+    bytes: &[u8],
+    check_kind: impl FnOnce(MessageKind) -> Result<MessageKind, DecodeError>,
+) -> Result<Message, DecodeError> {
     let (kind, mut r) = open_frame(
         bytes,
         WIRE_FORMAT_VERSION,
         "version 1 (batches, vectors, v1 sync messages)",
-        |code| MessageKind::from_code(code).ok_or(DecodeError::UnknownKind(code)),
+        |code| check_kind(MessageKind::from_code(code).ok_or(DecodeError::UnknownKind(code))?),
     )?;
     let dict = read_dictionary(&mut r)?;
     let msg = match kind {
@@ -610,7 +620,7 @@ pub(super) fn open_frame<'a, K>(
     if stored != computed {
         return Err(DecodeError::Checksum { stored, computed });
     }
-    Ok((kind, Reader::new(&body[3..])))
+    Ok((kind, Reader::for_message(&body[3..], bytes.len())))
 }
 
 /// Append the checksum that closes every message.
@@ -618,6 +628,52 @@ pub(super) fn close_frame(out: &mut Vec<u8>) {
     let crc = crc32fast::hash(out);
     out.extend_from_slice(&crc.to_le_bytes());
 }
+
+/// The heap a `BTreeMap` takes for its first entry, of `entry` bytes: one
+/// leaf node of 11 slots (and its parent pointer, index and length).
+const fn map_root_cost(entry: usize) -> usize {
+    16 + 11 * entry
+}
+
+/// An upper bound on what each further entry of a `BTreeMap` costs: nodes
+/// other than the root are at least 5/11 full, and internal nodes (12
+/// edges each, at least 6 used) add under a fifth of that.
+const fn map_entry_cost(entry: usize) -> usize {
+    3 * entry + 16
+}
+
+/// What one decoded cell costs: its map slot (a `Key`, a `u64`) and the
+/// key's vector of parts (text parts are charged as they are read).
+fn cell_cost(parts: usize) -> usize {
+    map_entry_cost(size_of::<(Key, u64)>()) + parts * size_of::<KeyPart>()
+}
+
+/// What a vector grown by doubling costs per element of `slot` bytes: at
+/// most twice the slots needed, and a move briefly holds both buffers.
+pub(super) const fn grown_slot_cost(slot: usize) -> usize {
+    3 * slot
+}
+
+/// What a vector of batches costs per batch.
+const BATCH_SLOT_COST: usize = grown_slot_cost(size_of::<Batch>());
+
+/// What a vector of uploads costs per upload.
+pub(super) const UPLOAD_SLOT_COST: usize = grown_slot_cost(size_of::<OutboxEntry>());
+
+/// The capacity to start a vector of `declared` elements with: a declared
+/// count fits the input but its elements are not read yet, so a message
+/// cut short or malformed after its counts allocates little; longer
+/// vectors grow as their elements arrive.
+pub(super) fn initial_capacity(declared: usize) -> usize {
+    declared.min(256)
+}
+
+/// The smallest batch on the wire: a block count and one block.
+pub(super) const MIN_BATCH_LEN: usize = 1 + MIN_BLOCK_LEN;
+
+/// The smallest explicit column block: its index, its header and one cell
+/// (a one-byte key and a one-byte delta).
+const MIN_BLOCK_LEN: usize = 4;
 
 pub(super) fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
     let seq = r.varint(what)?;
@@ -631,6 +687,7 @@ pub(super) fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, De
 
 pub(super) fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, DecodeError> {
     let n_sites = r.count(16, "site dictionary")?;
+    r.charge(n_sites * size_of::<SiteId>(), "site dictionary")?;
     let mut sites: Vec<SiteId> = Vec::with_capacity(n_sites);
     for _ in 0..n_sites {
         let s = SiteId::from_slice(r.take(16, "site id")?).expect("took exactly 16 bytes");
@@ -642,7 +699,11 @@ pub(super) fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, De
         sites.push(s);
     }
     let n_columns = r.count(3, "column dictionary")?;
-    let mut columns: Vec<(ColumnId, KeyShape)> = Vec::with_capacity(n_columns);
+    r.charge(
+        n_columns * 3 * size_of::<(ColumnId, KeyShape)>(),
+        "column dictionary",
+    )?;
+    let mut columns: Vec<(ColumnId, KeyShape)> = Vec::with_capacity(initial_capacity(n_columns));
     for _ in 0..n_columns {
         let table = r.string("table name")?;
         let column = r.string("column name")?;
@@ -660,6 +721,7 @@ pub(super) fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, De
                 "column {table}.{column} has an invalid key descriptor {d}"
             )));
         }
+        r.charge(parts * size_of::<KeyKind>(), "column key shape")?;
         let kinds = (0..parts)
             .map(|i| {
                 if text_bits & (1 << i) != 0 {
@@ -696,7 +758,12 @@ pub(super) fn read_vector(
     let n = r.count(2, what)?;
     let mut v = VersionVector::new();
     let mut last: Option<SiteId> = None;
+    let entry = size_of::<(SiteId, u64)>();
+    if n > 0 {
+        r.charge(map_root_cost(entry), what)?;
+    }
     for _ in 0..n {
+        r.charge(map_entry_cost(entry), what)?;
         let site = dict.site(r, what)?;
         if last.is_some_and(|l| l >= site) {
             return Err(DecodeError::Malformed(format!(
@@ -714,15 +781,18 @@ pub(super) fn read_batches(
     r: &mut Reader<'_>,
     dict: &DecodeDictionary,
 ) -> Result<Vec<Batch>, DecodeError> {
-    let runs = r.count(3, "batch runs")?;
+    // A run is an origin index, a first seq, a count and a batch.
+    let runs = r.count(3 + MIN_BATCH_LEN, "batch runs")?;
     let mut out: Vec<Batch> = Vec::new();
     for _ in 0..runs {
         let origin = dict.site(r, "batch origin")?;
         let first = read_seq(r, "first seq of a batch run")?;
-        let count = r.count(1, "batches in a run")?;
+        let count = r.count(MIN_BATCH_LEN, "batches in a run")?;
         if count == 0 {
             return Err(DecodeError::Malformed("empty batch run".to_string()));
         }
+        r.charge(count * BATCH_SLOT_COST, "batches in a run")?;
+        out.reserve(initial_capacity(count));
         if let Some(prev) = out.last() {
             if (prev.origin, prev.seq) >= (origin, first) {
                 return Err(DecodeError::Malformed(
@@ -735,6 +805,11 @@ pub(super) fn read_batches(
                 .checked_add(i)
                 .ok_or_else(|| DecodeError::Malformed("batch seq overflows 64 bits".to_string()))?;
             let changes = read_changes(r, dict, Blocks::Explicit)?;
+            if changes.is_empty() {
+                return Err(DecodeError::Malformed(format!(
+                    "batch {seq} of site {origin} is empty (a batch carries at least one cell)"
+                )));
+            }
             out.push(Batch {
                 origin,
                 seq,
@@ -752,8 +827,12 @@ pub(super) fn read_changes(
 ) -> Result<Changes, DecodeError> {
     let n_blocks = match blocks {
         Blocks::Implicit => dict.columns.len(),
-        Blocks::Explicit => r.count(2, "column blocks")?,
+        Blocks::Explicit => r.count(MIN_BLOCK_LEN, "column blocks")?,
     };
+    let block_entry = size_of::<(ColumnId, ColumnDeltas)>();
+    if n_blocks > 0 {
+        r.charge(map_root_cost(block_entry), "column blocks")?;
+    }
     let mut changes = Changes::new();
     let mut last_index: Option<u64> = None;
     for position in 0..n_blocks {
@@ -811,10 +890,21 @@ pub(super) fn read_changes(
                 r.remaining()
             )));
         }
-        let mut cells = BTreeMap::new();
+        // The block's map entry, its own copies of the column's names and
+        // key shape, and the root node of its cells.
+        r.charge(
+            map_entry_cost(block_entry)
+                + id.table.len()
+                + id.column.len()
+                + size_of_val(shape.kinds())
+                + map_root_cost(size_of::<(Key, u64)>()),
+            "column block",
+        )?;
+        let per_cell = cell_cost(shape.kinds().len());
+        let mut cells: BTreeMap<Key, u64> = BTreeMap::new();
         let mut previous: i64 = 0;
-        let mut last_key: Option<Key> = None;
         for _ in 0..n_cells {
+            r.charge(per_cell, "cell")?;
             let key = if shape.is_single_int() {
                 let k = previous.wrapping_add(r.zigzag("cell key")?);
                 previous = k;
@@ -829,7 +919,7 @@ pub(super) fn read_changes(
                 }
                 Key(parts)
             };
-            if last_key.as_ref().is_some_and(|l| *l >= key) {
+            if cells.last_key_value().is_some_and(|(l, _)| *l >= key) {
                 return Err(DecodeError::Malformed(format!(
                     "keys of {}.{} are not strictly ascending (duplicate or out of order at {key})",
                     id.table, id.column
@@ -840,7 +930,6 @@ pub(super) fn read_changes(
                 ENC_VARINT => r.varint("cell delta")?,
                 _ => r.u64_le("cell delta")?,
             };
-            last_key = Some(key.clone());
             cells.insert(key, delta);
         }
         changes.insert_block(
@@ -855,18 +944,21 @@ pub(super) fn read_changes(
 }
 
 impl Message {
-    /// Decode a message that must be of one kind.
+    /// Decode a message that must be of one kind. The kind is judged from
+    /// the tag, before the checksum or anything of the body is read.
     ///
     /// # Errors
     /// Any [`DecodeError`], or [`DecodeError::WrongKind`].
     pub fn decode_kind(bytes: &[u8], expected: MessageKind) -> Result<Message, DecodeError> {
-        let m = decode(bytes)?;
-        if m.kind() != expected {
-            return Err(DecodeError::WrongKind {
-                expected: expected.name(),
-                found: m.kind().name(),
-            });
-        }
-        Ok(m)
+        decode_with(bytes, |found| {
+            if found == expected {
+                Ok(found)
+            } else {
+                Err(DecodeError::WrongKind {
+                    expected: expected.name(),
+                    found: found.name(),
+                })
+            }
+        })
     }
 }

@@ -3,6 +3,10 @@
 //! of protocol v2 (wire version 2). The byte layout is documented in
 //! `ARCHITECTURE.md` ("Wire format") and pinned by the golden files in
 //! `core/fixtures/`.
+//!
+//! Decoding is bounded: every decoder refuses, before allocating, a message
+//! whose decoded form would take more than [`MAX_DECODE_EXPANSION`] times
+//! its length in memory, and counts the input cannot hold.
 
 mod message;
 mod reader;
@@ -13,4 +17,4 @@ pub use message::{
     decode, encode, Batch, Message, MessageKind, Payload, SyncRequest, SyncResponse, VectorMessage,
     MAGIC, WIRE_FORMAT_VERSION,
 };
-pub use reader::Reader;
+pub use reader::{Reader, MAX_DECODE_EXPANSION};

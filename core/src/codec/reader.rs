@@ -1,21 +1,71 @@
 //! A bounds-checked cursor over untrusted bytes. Every read checks what is
 //! left first, so decoding never panics and never trusts a length or count
-//! beyond what the remaining input could hold.
+//! beyond what the remaining input could hold. The cursor also carries the
+//! decode's memory budget ([`MAX_DECODE_EXPANSION`] times the message
+//! length): decoders [`charge`](Reader::charge) it before they allocate.
 
 use super::varint::{self, VarintError};
 use crate::error::DecodeError;
+
+/// The most heap memory, as a multiple of a message's length, that
+/// decoding it may take. Decoders estimate what each structure they build
+/// costs (its share of the B-tree nodes, vectors and strings of the decoded
+/// types) and refuse the message with [`DecodeError::TooLarge`] before
+/// allocating past the budget.
+///
+/// The factor is what the decoded types need for the densest legitimate
+/// messages: a one-cell batch is 5 bytes on the wire and ~1.6 kB in memory
+/// (a `Changes` map, a cells map, a key), a dense cell 2 bytes and ~90 B.
+/// Inputs that would amplify further — names cloned into every batch that
+/// refers to them, declared counts the body does not hold — are refused.
+pub const MAX_DECODE_EXPANSION: usize = 512;
 
 /// A cursor over a message body.
 #[derive(Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Bytes the decode may still allocate.
+    budget: usize,
+    /// The length of the whole message, for error reports.
+    message_len: usize,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader over `bytes`.
+    /// A reader over `bytes`, with a memory budget of
+    /// [`MAX_DECODE_EXPANSION`] times their length.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, pos: 0 }
+        Self::for_message(bytes, bytes.len())
+    }
+
+    /// A reader over `body`, part of a message `message_len` bytes long
+    /// whose budget is [`MAX_DECODE_EXPANSION`] times that length.
+    pub(super) fn for_message(body: &'a [u8], message_len: usize) -> Self {
+        Reader {
+            bytes: body,
+            pos: 0,
+            budget: message_len.saturating_mul(MAX_DECODE_EXPANSION),
+            message_len,
+        }
+    }
+
+    /// Take `bytes` from the memory budget before allocating them for
+    /// `what`.
+    ///
+    /// # Errors
+    /// [`DecodeError::TooLarge`] when the budget does not hold them.
+    pub fn charge(&mut self, bytes: usize, what: &'static str) -> Result<(), DecodeError> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(DecodeError::TooLarge {
+                len: self.message_len,
+                limit: self.message_len.saturating_mul(MAX_DECODE_EXPANSION),
+                what,
+            }),
+        }
     }
 
     /// Bytes not yet read.
@@ -86,9 +136,10 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    /// A varint-length-prefixed UTF-8 string.
+    /// A varint-length-prefixed UTF-8 string, charged to the budget.
     pub fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
         let len = self.count(1, what)?;
+        self.charge(len, what)?;
         let bytes = self.take(len, what)?;
         std::str::from_utf8(bytes)
             .map(str::to_owned)

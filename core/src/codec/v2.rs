@@ -20,8 +20,9 @@
 //! vector: its request is its site, one cursor and its outbox.
 
 use super::message::{
-    close_frame, open_frame, put_batches, put_changes, put_vector, read_batches, read_changes,
-    read_dictionary, read_seq, read_vector, Blocks, DecodeDictionary, Dictionary, MAGIC,
+    close_frame, initial_capacity, open_frame, put_batches, put_changes, put_vector, read_batches,
+    read_changes, read_dictionary, read_seq, read_vector, Blocks, DecodeDictionary, Dictionary,
+    MAGIC, MIN_BATCH_LEN, UPLOAD_SLOT_COST,
 };
 use super::reader::Reader;
 use super::varint::put_u64;
@@ -322,9 +323,12 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
     } else {
         None
     };
-    // Every upload takes at least two bytes (a block count and a block).
-    let n = r.count(2, "uploads")?;
-    let mut uploads = Vec::with_capacity(n);
+    // Every upload is at least a minimal batch, a relay's also an origin
+    // index and a seq.
+    let min_upload = if relays { 2 } else { 0 } + MIN_BATCH_LEN;
+    let n = r.count(min_upload, "uploads")?;
+    r.charge(n * UPLOAD_SLOT_COST, "uploads")?;
+    let mut uploads = Vec::with_capacity(initial_capacity(n));
     if n > 0 {
         let first = read_seq(&mut r, "first upload")?;
         for i in 0..n as u64 {

@@ -4,7 +4,7 @@
 //! compared with this catalog, never spliced into SQL.
 
 use atomik_core::error::Result;
-use atomik_core::{Key, KeyKind, KeyPart, KeyShape, ProtocolError, TrackedColumn};
+use atomik_core::{Group, Key, KeyKind, KeyPart, KeyShape, ProtocolError, TrackedColumn};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::Oid;
 use pgrx::spi::quote_identifier;
@@ -26,6 +26,8 @@ pub struct TrackedTable {
     pub col: String,
     /// The primary-key columns, quoted, in key order.
     pub keys: Vec<String>,
+    /// The column's group, fixed by `atomik_track`.
+    pub group: Group,
 }
 
 impl TrackedTable {
@@ -35,6 +37,7 @@ impl TrackedTable {
             table: self.table.clone(),
             column: self.column.clone(),
             shape: self.shape.clone(),
+            group: self.group,
         }
     }
 
@@ -164,7 +167,7 @@ pub fn key_arrays<'a>(
 pub fn load_all() -> Result<Vec<TrackedTable>> {
     rows(
         "SELECT tr.table_name, tr.column_name, tr.key_kinds,
-                format('%I.%I', n.nspname, c.relname), tr.key_columns
+                format('%I.%I', n.nspname, c.relname), tr.key_columns, tr.grp
            FROM atomik.tracked tr
            JOIN pg_catalog.pg_class c ON c.oid = tr.relid
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -182,6 +185,7 @@ pub fn load_all() -> Result<Vec<TrackedTable>> {
                 shape,
                 qualified: get(row, 4)?,
                 keys: key_columns.iter().map(quote_identifier).collect(),
+                group: crate::internal_fns::atomik::group_of(get::<i32>(row, 6)?),
             })
         },
     )

@@ -85,13 +85,17 @@ fn number<S: LogStore + ?Sized>(store: &mut S, name: &str) -> Result<u64> {
 /// for the upstream. Returns the seq, or 0 when nothing was pending.
 ///
 /// # Errors
-/// Store errors; a seq that would overflow.
+/// Store errors; a seq that would overflow; a pending cell of another
+/// group than its column is tracked in ([`ProtocolError::ColumnGroup`]).
 pub fn seal<S: LogStore + ?Sized>(store: &mut S, now: u64) -> Result<u64> {
     let mut changes = store.take_pending()?;
     changes.prune_empty();
     if changes.is_empty() {
         return Ok(0);
     }
+    // A local write of another group than its column's (an engine whose
+    // writes bypass the check) must not ship: every hub would refuse it.
+    check_tracked(&store.tracked()?, &changes)?;
     let site = store.site_id()?;
     let seq = number(store, settings::OWN_SEQ)?
         .checked_add(1)

@@ -36,10 +36,20 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     }
     // Locks first (a store whose serves run in parallel takes them here,
     // before any write), then the first serve's role change and the seal.
-    let bounds = store.log_bounds()?;
-    store.begin_serve(usable_cursor(&req, site, bounds).is_none())?;
+    let from_log = usable_cursor(&req, site, store.log_bounds()?);
+    store.begin_serve(from_log.is_none())?;
     ready_to_serve(store, site)?;
     seal(store, now)?;
+    // A download from the log is read before the uploads lock any cell (it
+    // leaves out the asker's entries, so it does not depend on them): a hot
+    // cell's row is then held only from its update to the commit. A
+    // snapshot is read after them, since it includes them up to the ack.
+    store.log_publish()?;
+    let position = store.log_bounds()?.watermark;
+    let from_log = match from_log {
+        Some(cursor) => Some(log_payload(store, &req, cursor, position)?),
+        None => None,
+    };
     let tracked = store.tracked()?;
     // Uploads of an origin after a gap in its seqs (a device that roamed:
     // its earlier batches still travel through another hub) are left for a
@@ -69,10 +79,25 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     } else {
         store.registry_seq(req.site)?
     };
-    store.log_publish()?;
+    let payload = match from_log {
+        Some(payload) => payload,
+        None => snapshot(store, req.site, position, req.relays)?,
+    };
+    // Retention last: what this serve read was retained when it read it.
     trim(store, now)?;
-    let response = respond(store, site, &req, ack)?;
-    Ok(encode_response(&response))
+    Ok(encode_response(&answer(&req, site, position, ack, payload)))
+}
+
+/// The response to `req` from this hub (`site`).
+fn answer(req: &Request, site: SiteId, position: u64, ack: u64, payload: Payload) -> Response {
+    Response {
+        to: req.site,
+        from: site,
+        base: req.cursor,
+        position,
+        ack,
+        payload,
+    }
 }
 
 /// A replica that never asked an upstream becomes a root hub when it first
@@ -98,6 +123,8 @@ fn ready_to_serve<S: LogStore + ?Sized>(store: &mut S, site: SiteId) -> Result<(
     store.set_registry_seq(site, own)
 }
 
+/// A read-only answer (`atomik_changes`): what a replica at `req`'s
+/// position lacks, as of the watermark.
 pub(super) fn respond<S: LogStore + ?Sized>(
     store: &mut S,
     site: SiteId,
@@ -107,20 +134,25 @@ pub(super) fn respond<S: LogStore + ?Sized>(
     store.log_publish()?;
     let bounds = store.log_bounds()?;
     let position = bounds.watermark;
-    let payload = match (usable_cursor(req, site, bounds), req.relays) {
-        (Some(c), false) => Payload::Range(store.log_sum(c.position, Some(position), req.site)?),
-        (Some(c), true) => {
-            Payload::Entries(store.log_entries(c.position, Some(position), req.site)?)
-        }
-        (None, relays) => snapshot(store, req.site, position, relays)?,
+    let payload = match usable_cursor(req, site, bounds) {
+        Some(c) => log_payload(store, req, c, position)?,
+        None => snapshot(store, req.site, position, req.relays)?,
     };
-    Ok(Response {
-        to: req.site,
-        from: site,
-        base: req.cursor,
-        position,
-        ack,
-        payload,
+    Ok(answer(req, site, position, ack, payload))
+}
+
+/// The log after `cursor` through `position`, less the asker's entries:
+/// summed for a leaf, per origin for a relay.
+fn log_payload<S: LogStore + ?Sized>(
+    store: &mut S,
+    req: &Request,
+    cursor: Cursor,
+    position: u64,
+) -> Result<Payload> {
+    Ok(if req.relays {
+        Payload::Entries(store.log_entries(cursor.position, Some(position), req.site)?)
+    } else {
+        Payload::Range(store.log_sum(cursor.position, Some(position), req.site)?)
     })
 }
 

@@ -1,0 +1,671 @@
+//! `atomik serve` over real HTTP on loopback, with a SQLite hub: devices
+//! converge; tokens, site and origin checks, rate limits, timeouts,
+//! connection caps, load shedding and TLS.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use atomik_core::codec::v2::{decode_request, encode_request, Request as SyncRequest};
+use atomik_core::SiteId;
+use jsonwebtoken::Algorithm;
+
+use super::limits::Rate;
+use super::*;
+use crate::hub::{exchange, exchange_with, HttpOptions, HubUrl};
+use crate::replica::{Replica, SqliteReplica};
+
+const SECRET: &[u8] = b"test secret: 32 bytes or more, ok";
+
+/// `atomik serve` on a loopback port, in its own runtime; stopped (and
+/// its runtime shut down) when dropped.
+struct TestServer {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestServer {
+    fn start(
+        hub: Box<dyn Replica + Send>,
+        auth: bool,
+        limits: Limits,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = ServeState {
+            backend: Backend::local(hub),
+            auth: auth.then(|| {
+                Arc::new(Verifier::from_key_bytes(SECRET, &AuthOptions::default()).unwrap())
+            }),
+            rate: limits.rate.map(|r| Arc::new(RateLimits::new(r))),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        runtime.spawn(async move {
+            serve_on(listener, state, &limits, tls, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        TestServer {
+            url: format!("{scheme}://{addr}"),
+            stop: Some(stop),
+            runtime: Some(runtime),
+        }
+    }
+
+    fn hub(&self) -> HubUrl {
+        HubUrl::parse(&self.url).unwrap()
+    }
+
+    fn addr(&self) -> String {
+        self.url.split("://").nth(1).unwrap().to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// A reply: status, the JSON code (if any), message, Retry-After.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    code: String,
+    message: String,
+    retry_after: Option<String>,
+}
+
+fn reply(answer: Result<ureq::Response, ureq::Error>) -> Reply {
+    let resp = match answer {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = resp.status();
+    let retry_after = resp.header("Retry-After").map(str::to_string);
+    let text = resp.into_string().unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    Reply {
+        status,
+        code: json["error"].as_str().unwrap_or("").to_string(),
+        message: json["message"].as_str().unwrap_or(&text).to_string(),
+        retry_after,
+    }
+}
+
+fn post(server: &TestServer, body: &[u8], token: Option<&str>) -> Reply {
+    let mut req = ureq::post(&format!("{}/sync", server.url));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    reply(req.send_bytes(body))
+}
+
+fn claims(sub: &str, site: &str) -> Claims {
+    Claims {
+        sub: sub.to_string(),
+        exp: crate::hub::now_secs() + 600,
+        atomik_site: Some(site.to_string()),
+        atomik_relay: false,
+        role: None,
+    }
+}
+
+fn token(sub: &str, site: &str) -> String {
+    mint_hmac(SECRET, Algorithm::HS256, &claims(sub, site)).unwrap()
+}
+
+/// One sync of `device` through `hub`; the deltas it applied.
+fn sync_with(device: &mut SqliteReplica, hub: &HubUrl, options: &HttpOptions) -> Result<u64> {
+    let req = device.sync_request(0)?;
+    let resp = exchange_with(hub, &req, options)?;
+    device.finish_sync(&resp, 0)
+}
+
+fn sync(device: &mut SqliteReplica, hub: &HubUrl) -> u64 {
+    let req = device.sync_request(0).unwrap();
+    let resp = exchange(hub, &req).unwrap();
+    device.finish_sync(&resp, 0).unwrap()
+}
+
+fn as_token(t: &str) -> HttpOptions {
+    HttpOptions {
+        token: Some(t.to_string()),
+        ca_file: None,
+    }
+}
+
+/// What a hub file holds, read on a connection of its own: every cell's
+/// value, the registry and the number of log entries.
+#[derive(Debug, PartialEq, Eq)]
+struct HubState {
+    values: Vec<(i64, i64)>,
+    registry: Vec<(String, i64)>,
+    log: i64,
+}
+
+fn hub_state(path: &Path) -> HubState {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    sqlite_atomik::register(&conn).unwrap();
+    let rows = |sql: &str| -> Vec<(rusqlite::types::Value, i64)> {
+        let mut st = conn.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let values = rows("SELECT sku, atomik_read(qty) FROM inventory ORDER BY sku")
+        .into_iter()
+        .map(|(k, v)| match k {
+            rusqlite::types::Value::Integer(k) => (k, v),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let registry = rows("SELECT hex(site), seq FROM atomik_registry ORDER BY site")
+        .into_iter()
+        .map(|(s, seq)| match s {
+            rusqlite::types::Value::Text(s) => (s.to_lowercase(), seq),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let log = conn
+        .query_row("SELECT count(*) FROM atomik_log", [], |r| r.get(0))
+        .unwrap();
+    HubState {
+        values,
+        registry,
+        log,
+    }
+}
+
+fn reads(device: &mut SqliteReplica) -> Vec<(i64, [u8; 17])> {
+    device.values().unwrap()
+}
+
+/// A hub file, and its path.
+fn new_hub(dir: &Path) -> (Box<dyn Replica + Send>, PathBuf) {
+    let path = dir.join("hub.sqlite");
+    (Box::new(SqliteReplica::open(&path).unwrap()), path)
+}
+
+fn small_limits() -> Limits {
+    Limits {
+        max_body: 1 << 20,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn devices_converge_through_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let server = TestServer::start(hub, false, small_limits(), None);
+    let hub_url = server.hub();
+    let mut d1 = SqliteReplica::open(&dir.path().join("d1.sqlite")).unwrap();
+    let mut d2 = SqliteReplica::open(&dir.path().join("d2.sqlite")).unwrap();
+    d1.accum(1, 5).unwrap();
+    d2.accum(1, -2).unwrap();
+    d2.accum(2, 9).unwrap();
+    sync(&mut d1, &hub_url);
+    // d2 is new: it holds no cursor into the hub's log, so it
+    // bootstraps from a snapshot of both cells.
+    assert_eq!(sync(&mut d2, &hub_url), 2);
+    assert_eq!(sync(&mut d1, &hub_url), 2, "d1 gets cell 1's -2 and cell 2");
+    assert_eq!(d1.values().unwrap(), d2.values().unwrap());
+    assert_eq!(d1.digest().unwrap(), d2.digest().unwrap());
+    let health = ureq::get(&format!("{}/health", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(health.starts_with("ok atomik"), "{health}");
+    let missing = reply(ureq::get(&format!("{}/nope", server.url)).call());
+    assert_eq!((missing.status, missing.code.as_str()), (404, "not_found"));
+}
+
+#[test]
+fn bad_requests_get_a_code_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, hub_path) = new_hub(dir.path());
+    let limits = Limits {
+        max_body: 1024,
+        ..Limits::default()
+    };
+    let server = TestServer::start(hub, false, limits, None);
+    let before = hub_state(&hub_path);
+    let r = post(&server, b"", None);
+    assert_eq!((r.status, r.code.as_str()), (400, "bad_request"));
+    assert!(r.message.contains("empty request"), "{r:?}");
+    let r = post(&server, b"GET / HTTP/1.1 definitely not atomik", None);
+    assert_eq!((r.status, r.code.as_str()), (422, "refused"), "{r:?}");
+    assert!(r.message.contains("not an atomik message"), "{r:?}");
+    assert!(
+        !r.message.contains("atomik_sync") && !r.message.contains('\n'),
+        "one short line, no error chain: {r:?}"
+    );
+    let r = post(&server, &vec![0u8; 4096], None);
+    assert_eq!((r.status, r.code.as_str()), (413, "too_large"), "{r:?}");
+    assert_eq!(hub_state(&hub_path), before);
+    // The hub still serves a real device afterwards, from scratch.
+    let mut d = SqliteReplica::open(&dir.path().join("d.sqlite")).unwrap();
+    d.accum(3, 1).unwrap();
+    assert_eq!(
+        sync(&mut d, &server.hub()),
+        1,
+        "a first sync: a snapshot of its own cell"
+    );
+}
+
+#[test]
+fn forged_origin_is_refused_and_honest_devices_still_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, hub_path) = new_hub(dir.path());
+    let server = TestServer::start(hub, true, small_limits(), None);
+    let mut a = SqliteReplica::open(&dir.path().join("a.sqlite")).unwrap();
+    let mut b = SqliteReplica::open(&dir.path().join("b.sqlite")).unwrap();
+    let (site_a, site_b) = (a.site_id().unwrap(), b.site_id().unwrap());
+    let (token_a, token_b) = (token("device-a", &site_a), token("device-b", &site_b));
+    a.accum(1, 5).unwrap();
+    sync_with(&mut a, &server.hub(), &as_token(&token_a)).unwrap();
+    b.accum(1, 7).unwrap();
+    b.accum(2, 3).unwrap();
+    let before = hub_state(&hub_path);
+
+    // A, holding its own token, sends B's batch (B's site, B's next seq)
+    // as if relaying it: refused before the hub sees it.
+    let b_request = decode_request(&b.sync_request(0).unwrap()).unwrap();
+    assert!(!b_request.uploads.is_empty());
+    let forged = SyncRequest {
+        site: site_a.parse().unwrap(),
+        relays: true,
+        cursor: None,
+        uploads: b_request.uploads.clone(),
+    };
+    let r = post(&server, &encode_request(&forged), Some(&token_a));
+    assert_eq!((r.status, r.code.as_str()), (403, "forged_origin"), "{r:?}");
+    // B's own request bytes, with A's token: another site.
+    let b_bytes = encode_request(&b_request);
+    let r = post(&server, &b_bytes, Some(&token_a));
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (403, "forbidden_site"),
+        "{r:?}"
+    );
+    // A asking as a relay, uploading only its own: not a relay.
+    let relay_ask = SyncRequest {
+        site: site_a.parse().unwrap(),
+        relays: true,
+        cursor: None,
+        uploads: vec![],
+    };
+    let r = post(&server, &encode_request(&relay_ask), Some(&token_a));
+    assert_eq!((r.status, r.code.as_str()), (403, "not_a_relay"), "{r:?}");
+    assert_eq!(hub_state(&hub_path), before, "nothing reached the hub");
+
+    // The honest devices converge, exactly: B's batch is applied once, as
+    // B's.
+    let with = |t: &str| as_token(t);
+    sync_with(&mut b, &server.hub(), &with(&token_b)).unwrap();
+    sync_with(&mut a, &server.hub(), &with(&token_a)).unwrap();
+    sync_with(&mut b, &server.hub(), &with(&token_b)).unwrap();
+    let after = hub_state(&hub_path);
+    assert_eq!(after.values, vec![(1, 12), (2, 3)]);
+    assert_eq!(
+        after.registry,
+        {
+            let mut r = vec![(site_a.clone(), 1), (site_b.clone(), 1)];
+            r.sort();
+            r
+        },
+        "one batch per device, each under its own origin"
+    );
+    assert_eq!(reads(&mut a), reads(&mut b));
+    assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+}
+
+#[test]
+fn missing_expired_and_wrongly_signed_tokens_get_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, hub_path) = new_hub(dir.path());
+    let server = TestServer::start(hub, true, small_limits(), None);
+    let mut a = SqliteReplica::open(&dir.path().join("a.sqlite")).unwrap();
+    let site = a.site_id().unwrap();
+    a.accum(1, 1).unwrap();
+    let request = a.sync_request(0).unwrap();
+    let before = hub_state(&hub_path);
+    let expired = mint_hmac(
+        SECRET,
+        Algorithm::HS256,
+        &Claims {
+            exp: crate::hub::now_secs() - 3600,
+            ..claims("a", &site)
+        },
+    )
+    .unwrap();
+    let other_key = mint_hmac(&[9u8; 32], Algorithm::HS256, &claims("a", &site)).unwrap();
+    let no_site = mint_hmac(
+        SECRET,
+        Algorithm::HS256,
+        &Claims {
+            atomik_site: None,
+            ..claims("a", &site)
+        },
+    )
+    .unwrap();
+    for (what, t) in [
+        ("missing", None),
+        ("expired", Some(expired.as_str())),
+        ("wrongly signed", Some(other_key.as_str())),
+        ("garbage", Some("not.a.jwt")),
+        ("no atomik_site", Some(no_site.as_str())),
+    ] {
+        let r = post(&server, &request, t);
+        assert_eq!(
+            (r.status, r.code.as_str()),
+            (401, "unauthenticated"),
+            "{what}: {r:?}"
+        );
+    }
+    let r = reply(
+        ureq::post(&format!("{}/sync", server.url))
+            .set("Authorization", "Basic YTpi")
+            .send_bytes(&request),
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(hub_state(&hub_path), before);
+    // The client shows the code and message.
+    let err = sync_with(&mut a, &server.hub(), &HttpOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("(401 unauthenticated)"), "{err:#}");
+    // And a valid token syncs.
+    sync_with(&mut a, &server.hub(), &as_token(&token("a", &site))).unwrap();
+    assert_eq!(hub_state(&hub_path).values, vec![(1, 1)]);
+}
+
+#[test]
+fn a_relay_token_may_upload_other_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, hub_path) = new_hub(dir.path());
+    let server = TestServer::start(hub, true, small_limits(), None);
+    let mut b = SqliteReplica::open(&dir.path().join("b.sqlite")).unwrap();
+    let site_b = b.site_id().unwrap();
+    b.accum(4, 40).unwrap();
+    let b_request = decode_request(&b.sync_request(0).unwrap()).unwrap();
+    let relay = SiteId::random().unwrap();
+    let relayed = SyncRequest {
+        site: relay,
+        relays: true,
+        cursor: None,
+        uploads: b_request.uploads.clone(),
+    };
+    // As a device's token: forged. As a relay's: carried.
+    let r = post(
+        &server,
+        &encode_request(&relayed),
+        Some(&token("relay", &relay.to_string())),
+    );
+    assert_eq!((r.status, r.code.as_str()), (403, "forged_origin"), "{r:?}");
+    let relay_token = mint_hmac(
+        SECRET,
+        Algorithm::HS256,
+        &Claims {
+            atomik_relay: true,
+            ..claims("relay", &relay.to_string())
+        },
+    )
+    .unwrap();
+    let r = post(&server, &encode_request(&relayed), Some(&relay_token));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(hub_state(&hub_path).registry, vec![(site_b.clone(), 1)]);
+    // B's own upload of the same batch is a harmless duplicate.
+    sync_with(&mut b, &server.hub(), &as_token(&token("b", &site_b))).unwrap();
+    let state = hub_state(&hub_path);
+    assert_eq!(state.values, vec![(4, 40)]);
+    assert_eq!(state.registry, vec![(site_b, 1)]);
+}
+
+#[test]
+fn a_principal_over_its_rate_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let limits = Limits {
+        rate: Some(Rate {
+            per_sec: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(2).unwrap(),
+        }),
+        ..small_limits()
+    };
+    let server = TestServer::start(hub, true, limits, None);
+    let site = SiteId::random().unwrap().to_string();
+    let t = token("busy", &site);
+    // Empty bodies: the rate is counted before the body is read. The
+    // burst passes; the next is refused (within a second, as long as the
+    // machine is not very slow: up to 10 tries).
+    assert_eq!(post(&server, b"", Some(&t)).status, 400);
+    assert_eq!(post(&server, b"", Some(&t)).status, 400);
+    let r = (0..10)
+        .map(|_| post(&server, b"", Some(&t)))
+        .find(|r| r.status != 400)
+        .expect("a 429 within 10 tries");
+    assert_eq!((r.status, r.code.as_str()), (429, "rate_limited"), "{r:?}");
+    let after: u64 = r.retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&after), "{after}");
+    // Another principal has its own budget.
+    let other = token("quiet", &SiteId::random().unwrap().to_string());
+    assert_eq!(post(&server, b"", Some(&other)).status, 400);
+}
+
+/// Wait until the server closes `stream` (EOF or reset); how long it took.
+fn time_to_close(stream: &mut TcpStream, limit: Duration) -> Duration {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            Err(e) => panic!("still open after {:?}: {e}", start.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn a_slow_header_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        ..small_limits()
+    };
+    let server = TestServer::start(hub, false, limits, None);
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
+    slow.write_all(b"POST /sync HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .unwrap();
+    // Still open well before the timeout...
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let early = slow.read(&mut [0u8; 16]).unwrap_err();
+    assert!(
+        matches!(
+            early.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{early}"
+    );
+    // ...closed soon after it.
+    let closed = time_to_close(&mut slow, Duration::from_secs(3));
+    assert!(closed < Duration::from_secs(2), "{closed:?}");
+    // A kept-alive connection that stays idle is closed the same way.
+    let mut idle = TcpStream::connect(server.addr()).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let closed = time_to_close(&mut idle, Duration::from_secs(3));
+    assert!(closed < Duration::from_secs(2), "{closed:?}");
+}
+
+#[test]
+fn idle_connections_beyond_the_cap_do_not_stop_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let limits = Limits {
+        header_timeout: Duration::from_millis(250),
+        max_connections: 4,
+        ..small_limits()
+    };
+    let server = TestServer::start(hub, false, limits, None);
+    // Five times the cap of connections that never send a byte.
+    let idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(server.addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(8))
+        .build();
+    let health = agent
+        .get(&format!("{}/health", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(health.starts_with("ok atomik"), "{health}");
+    // 20 idle connections, 4 at a time, each closed after 250 ms.
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(idle);
+}
+
+/// Open a connection that sends a request's headers and part of its body,
+/// then stalls.
+fn stalled_upload(server: &TestServer) -> TcpStream {
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
+    slow.write_all(b"POST /sync HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nAK")
+        .unwrap();
+    slow
+}
+
+#[test]
+fn requests_past_the_concurrency_limit_are_shed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let limits = Limits {
+        concurrency: 1,
+        request_timeout: Duration::from_secs(30),
+        ..small_limits()
+    };
+    let server = TestServer::start(hub, false, limits, None);
+    // A request whose body never finishes holds the one slot, so another
+    // is shed at once. (If the other came first, the stalled one was shed
+    // instead: try again, up to 5 s.)
+    let health = || reply(ureq::get(&format!("{}/health", server.url)).call());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (slow, r) = loop {
+        let slow = stalled_upload(&server);
+        std::thread::sleep(Duration::from_millis(100));
+        let r = health();
+        if r.status != 200 || Instant::now() > deadline {
+            break (slow, r);
+        }
+    };
+    assert_eq!((r.status, r.code.as_str()), (503, "overloaded"), "{r:?}");
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    // Once it goes away, the slot is free again.
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health().status != 200 {
+        assert!(Instant::now() < deadline, "the slot was never freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_slow_upload_times_out_with_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let limits = Limits {
+        request_timeout: Duration::from_millis(300),
+        ..small_limits()
+    };
+    let server = TestServer::start(hub, false, limits, None);
+    let mut slow = stalled_upload(&server);
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    let mut answer = vec![0u8; 512];
+    let n = slow.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"timeout""#), "{answer}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn tls_round_trip_with_a_self_signed_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let tls = tls::server_config(&cert_pem, &key_pem).unwrap();
+    let (hub, hub_path) = new_hub(dir.path());
+    let server = TestServer::start(hub, true, small_limits(), Some(tls));
+    assert!(server.url.starts_with("https://"));
+    let mut a = SqliteReplica::open(&dir.path().join("a.sqlite")).unwrap();
+    let mut b = SqliteReplica::open(&dir.path().join("b.sqlite")).unwrap();
+    a.accum(1, 2).unwrap();
+    b.accum(1, 3).unwrap();
+    let options = |d: &mut SqliteReplica| HttpOptions {
+        token: Some(token("d", &d.site_id().unwrap())),
+        ca_file: Some(cert_pem.clone()),
+    };
+    let (oa, ob) = (options(&mut a), options(&mut b));
+    sync_with(&mut a, &server.hub(), &oa).unwrap();
+    sync_with(&mut b, &server.hub(), &ob).unwrap();
+    sync_with(&mut a, &server.hub(), &oa).unwrap();
+    assert_eq!(hub_state(&hub_path).values, vec![(1, 5)]);
+    assert_eq!(reads(&mut a), reads(&mut b));
+    // Without the CA the hub is not trusted; plain HTTP is not served.
+    let untrusted = HttpOptions {
+        ca_file: None,
+        ..oa.clone()
+    };
+    let err = sync_with(&mut a, &server.hub(), &untrusted).unwrap_err();
+    assert!(format!("{err:#}").contains("cannot reach"), "{err:#}");
+    let plain = HubUrl::parse(&server.url.replace("https://", "http://")).unwrap();
+    assert!(sync_with(&mut a, &plain, &oa).is_err());
+}
+
+#[test]
+fn only_loopback_without_auth() {
+    assert!(check_listen("127.0.0.1:0", false, false).is_ok());
+    assert!(check_listen("[::1]:0", false, false).is_ok());
+    let err = check_listen("0.0.0.0:0", false, false).unwrap_err();
+    assert!(err.to_string().contains("--auth-key"), "{err}");
+    assert!(check_listen("0.0.0.0:0", true, false).is_ok());
+    assert!(check_listen("0.0.0.0:0", false, true).is_ok());
+}
