@@ -40,6 +40,11 @@ cargo run --locked --release -p atomik-cli --features session -- bench --out "$B
 for f in bench.json bytes_vs_density.svg tps_vs_clients.svg; do
     [ -s "$BENCH_OUT/$f" ] || { echo "atomik bench did not write $f" >&2; exit 1; }
 done
+# W7 concurrency, briefly: syncs through atomik serve to a PostgreSQL hub,
+# the exact-sums oracle checked (the full run: --only w7load alone).
+cargo run --locked --release -p atomik-cli --features session -- bench --only w7load \
+    --concurrency 1,16 --seconds 1 --repeats 1 --out "$BENCH_OUT"
+[ -s "$BENCH_OUT/w7load.json" ] || { echo "atomik bench --only w7load did not write w7load.json" >&2; exit 1; }
 rm -rf "$BENCH_OUT"
 
 section "clippy and formatting"

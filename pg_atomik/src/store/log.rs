@@ -271,7 +271,12 @@ impl LogStore for PgStore {
         }
         let trimmed = self.number(LOG_TRIMMED)?;
         let cut = rows(
-            "SELECT max(position) FROM atomik.log WHERE appended_at < $1",
+            // One probe of the (appended_at, position) index: the entry
+            // appended last before the horizon (`max(position) WHERE
+            // appended_at < $1` would walk the whole log backwards when
+            // nothing is that old).
+            "SELECT position FROM atomik.log WHERE appended_at < $1
+              ORDER BY appended_at DESC, position DESC LIMIT 1",
             &[DatumWithOid::from(
                 i64::try_from(before).unwrap_or(i64::MAX),
             )],

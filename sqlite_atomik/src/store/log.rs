@@ -205,8 +205,13 @@ impl LogStore for SqliteStore<'_> {
         let before = before.min(i64::MAX as u64) as i64;
         let last: Option<i64> = self
             .conn
-            .prepare_cached("SELECT max(position) FROM atomik_log WHERE appended_at < ?1")
-            .and_then(|mut s| s.query_row([before], |r| r.get(0)))
+            // One probe of the appended_at index: the entry appended last
+            // before the horizon, not a walk of the whole log.
+            .prepare_cached(
+                "SELECT position FROM atomik_log WHERE appended_at < ?1 \
+                 ORDER BY appended_at DESC, position DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([before], |r| r.get(0)).optional())
             .map_err(se)?;
         if let Some(last) = last {
             self.conn
