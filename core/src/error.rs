@@ -142,6 +142,19 @@ pub enum ProtocolError {
         /// Column name as it arrived.
         column: String,
     },
+    /// A response acknowledges more than this replica ever sent (a forged
+    /// or misrouted response, or a replica restored from an old backup
+    /// whose hub has seen its later batches): applying it would drop
+    /// unsent batches from the outbox.
+    #[error("the response from site {from} acknowledges {ack}, beyond the {sent} this replica has sent; refused (forged, misrouted, or this replica was restored from an older copy)")]
+    AckBeyondSent {
+        /// The responding hub.
+        from: SiteId,
+        /// What the response acknowledges (a seq, or a relay's outbox position).
+        ack: u64,
+        /// The most this replica could have sent.
+        sent: u64,
+    },
     /// A message's deltas for a column are of another group than the one
     /// `atomik_track` fixed for it: nothing of the message is applied.
     #[error("column \"{table}\".\"{column}\" is tracked as {tracked}; deltas of group {delta} for it are refused")]

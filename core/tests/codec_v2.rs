@@ -8,6 +8,7 @@ use atomik_core::codec::v2::{
     decode_request, decode_response, encode_request, encode_response, Cursor, OutboxEntry, Payload,
     Request, Response,
 };
+use atomik_core::codec::MAX_COUNTER;
 use atomik_core::{Batch, Changes};
 use proptest::prelude::*;
 use support::{batches_strategy, changes_strategy, site, vector_strategy};
@@ -167,7 +168,7 @@ fn request_strategy() -> impl Strategy<Value = Request> {
     (
         0u8..6,
         any::<bool>(),
-        proptest::option::of((0u8..6, any::<u64>())),
+        proptest::option::of((0u8..6, 0..=MAX_COUNTER)),
         1u64..1_000_000,
         prop::collection::vec((0u8..4, 1u64..1000, changes_strategy()), 0..4),
     )
@@ -206,9 +207,9 @@ fn response_strategy() -> impl Strategy<Value = Response> {
     (
         0u8..6,
         0u8..6,
-        proptest::option::of((0u8..6, any::<u64>())),
-        any::<u64>(),
-        any::<u64>(),
+        proptest::option::of((0u8..6, 0..=MAX_COUNTER)),
+        0..=MAX_COUNTER,
+        0..=MAX_COUNTER,
         payload,
     )
         .prop_map(|(to, from, base, position, ack, payload)| Response {

@@ -225,3 +225,41 @@ fn deltas_of_another_group_than_the_column_are_refused_whole() {
         Err(ProtocolError::ColumnGroup { .. })
     ));
 }
+
+#[test]
+fn a_response_that_acknowledges_unsent_batches_is_refused() {
+    use atomik_core::codec::v2::encode_response;
+    let (mut hub, mut a) = (replica(9), replica(1));
+    add(&mut a, 1, 5);
+    let req = a.atomically(|s| v2::sync_request(s, 1)).unwrap();
+    let resp = hub.atomically(|s| v2::serve_sync(s, &req, 1)).unwrap();
+    // A forged (or misrouted) answer claims seqs this device never sealed:
+    // taking it would drop unsent batches.
+    add(&mut a, 2, 7);
+    v2::seal(&mut a, 1).unwrap();
+    let mut forged = decode_response(&resp).unwrap();
+    forged.ack = 3;
+    let before = a.outbox().unwrap().len();
+    match a.atomically(|s| v2::finish_sync(s, &encode_response(&forged), 1)) {
+        Err(e @ ProtocolError::AckBeyondSent { .. }) => assert!(
+            e.to_string()
+                .contains("acknowledges 3, beyond the 2 this replica has sent"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.outbox().unwrap().len(), before, "nothing dropped");
+    // Counters beyond what a store can hold are refused at decode.
+    forged.ack = u64::MAX;
+    assert!(decode_response(&encode_response(&forged))
+        .unwrap_err()
+        .to_string()
+        .contains("response ack 18446744073709551615 is beyond 2^63 - 1"));
+    // The real answer still applies.
+    a.atomically(|s| v2::finish_sync(s, &resp, 1)).unwrap();
+    assert_eq!(
+        a.outbox().unwrap().len(),
+        1,
+        "seq 2 is still unacknowledged"
+    );
+}

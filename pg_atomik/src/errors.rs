@@ -55,6 +55,7 @@ pub fn protocol_code(e: &ProtocolError) -> PgSqlErrorCode {
         }
         ProtocolError::KeyShape { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         ProtocolError::NotAddressedHere { .. }
+        | ProtocolError::AckBeyondSent { .. }
         | ProtocolError::OwnRequest(_)
         | ProtocolError::RelayUpstream { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         ProtocolError::StaleSnapshot { .. }

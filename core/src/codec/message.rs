@@ -676,13 +676,28 @@ pub(super) const MIN_BATCH_LEN: usize = 1 + MIN_BLOCK_LEN;
 const MIN_BLOCK_LEN: usize = 4;
 
 pub(super) fn read_seq(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
-    let seq = r.varint(what)?;
+    let seq = read_counter(r, what)?;
     if seq == 0 {
         return Err(DecodeError::Malformed(format!(
             "{what} is 0 (seqs start at 1)"
         )));
     }
     Ok(seq)
+}
+
+/// A seq, log position or ack: at most [`super::MAX_COUNTER`].
+pub(super) fn read_counter(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
+    check_counter(r.varint(what)?, what)
+}
+
+/// `n` if it is at most [`super::MAX_COUNTER`] (what both engines store).
+pub(super) fn check_counter(n: u64, what: &str) -> Result<u64, DecodeError> {
+    if n > super::MAX_COUNTER {
+        return Err(DecodeError::Malformed(format!(
+            "{what} {n} is beyond 2^63 - 1, the largest a replica stores"
+        )));
+    }
+    Ok(n)
 }
 
 pub(super) fn read_dictionary(r: &mut Reader<'_>) -> Result<DecodeDictionary, DecodeError> {
@@ -801,9 +816,7 @@ pub(super) fn read_batches(
             }
         }
         for i in 0..count as u64 {
-            let seq = first
-                .checked_add(i)
-                .ok_or_else(|| DecodeError::Malformed("batch seq overflows 64 bits".to_string()))?;
+            let seq = check_counter(first.saturating_add(i), "batch seq")?;
             let changes = read_changes(r, dict, Blocks::Explicit)?;
             if changes.is_empty() {
                 return Err(DecodeError::Malformed(format!(

@@ -18,3 +18,8 @@ pub use message::{
     MAGIC, WIRE_FORMAT_VERSION,
 };
 pub use reader::{Reader, MAX_DECODE_EXPANSION};
+
+/// The largest seq, log position or ack a message may carry: both engines
+/// store them as signed 64-bit integers, so a larger one (which no honest
+/// replica can reach) is refused at decode instead of wedging a store.
+pub const MAX_COUNTER: u64 = i64::MAX as u64;

@@ -20,9 +20,9 @@
 //! vector: its request is its site, one cursor and its outbox.
 
 use super::message::{
-    close_frame, initial_capacity, open_frame, put_batches, put_changes, put_vector, read_batches,
-    read_changes, read_dictionary, read_seq, read_vector, Blocks, DecodeDictionary, Dictionary,
-    MAGIC, MIN_BATCH_LEN, UPLOAD_SLOT_COST,
+    check_counter, close_frame, initial_capacity, open_frame, put_batches, put_changes, put_vector,
+    read_batches, read_changes, read_counter, read_dictionary, read_seq, read_vector, Blocks,
+    DecodeDictionary, Dictionary, MAGIC, MIN_BATCH_LEN, UPLOAD_SLOT_COST,
 };
 use super::reader::Reader;
 use super::varint::put_u64;
@@ -299,7 +299,7 @@ fn read_cursor(
     what: &'static str,
 ) -> Result<Cursor, DecodeError> {
     let hub = dict.site(r, what)?;
-    let position = r.varint(what)?;
+    let position = read_counter(r, what)?;
     Ok(Cursor { hub, position })
 }
 
@@ -332,9 +332,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
     if n > 0 {
         let first = read_seq(&mut r, "first upload")?;
         for i in 0..n as u64 {
-            let position = first.checked_add(i).ok_or_else(|| {
-                DecodeError::Malformed("upload position overflows 64 bits".to_string())
-            })?;
+            let position = check_counter(first.saturating_add(i), "upload position")?;
             let (origin, seq) = if relays {
                 (
                     dict.site(&mut r, "upload origin")?,
@@ -388,8 +386,8 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, DecodeError> {
     } else {
         None
     };
-    let position = r.varint("response position")?;
-    let ack = r.varint("response ack")?;
+    let position = read_counter(&mut r, "response position")?;
+    let ack = read_counter(&mut r, "response ack")?;
     let payload = match r.u8("payload kind")? {
         PAYLOAD_RANGE => Payload::Range(read_changes(&mut r, &dict, Blocks::Implicit)?),
         PAYLOAD_ENTRIES => Payload::Entries(read_batches(&mut r, &dict)?),

@@ -80,7 +80,7 @@ pub fn changes_strategy() -> impl Strategy<Value = Changes> {
 }
 
 pub fn vector_strategy() -> impl Strategy<Value = VersionVector> {
-    prop::collection::vec((0u8..6, 1u64..u64::MAX), 0..5)
+    prop::collection::vec((0u8..6, 1u64..=atomik_core::codec::MAX_COUNTER), 0..5)
         .prop_map(|e| e.into_iter().map(|(s, n)| (site(s), n)).collect())
 }
 
@@ -106,13 +106,16 @@ pub fn batches_strategy() -> impl Strategy<Value = Vec<Batch>> {
 
 pub fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (0u8..6, 1u64..u64::MAX, changes_strategy()).prop_map(|(s, seq, changes)| Message::Batch(
-            Batch {
+        (
+            0u8..6,
+            1u64..=atomik_core::codec::MAX_COUNTER,
+            changes_strategy()
+        )
+            .prop_map(|(s, seq, changes)| Message::Batch(Batch {
                 origin: site(s),
                 seq,
                 changes
-            }
-        )),
+            })),
         (0u8..6, vector_strategy()).prop_map(|(s, vector)| Message::Vector(VectorMessage {
             site: site(s),
             vector

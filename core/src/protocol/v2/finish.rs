@@ -16,8 +16,9 @@ use super::{apply_once, flag, number, settings, trim, Applied, Source};
 ///
 /// # Errors
 /// Decode errors, a response addressed to another replica, a relay's
-/// response from a hub other than its upstream, tracking and group errors,
-/// a snapshot that lacks acknowledged own batches; the caller rolls back.
+/// response from a hub other than its upstream, an ack beyond what this
+/// replica sent, tracking and group errors, a snapshot that lacks
+/// acknowledged own batches; the caller rolls back.
 pub fn finish_sync<S: LogStore + ?Sized>(store: &mut S, response: &[u8], now: u64) -> Result<u64> {
     let resp = decode_response(response)?;
     let site = store.site_id()?;
@@ -80,6 +81,21 @@ fn take_ack<S: LogStore + ?Sized>(
     resp: &Response,
     relay_form: bool,
 ) -> Result<()> {
+    let sent = number(
+        store,
+        if relay_form {
+            settings::OUTBOX_END
+        } else {
+            settings::OWN_SEQ
+        },
+    )?;
+    if resp.ack > sent {
+        return Err(ProtocolError::AckBeyondSent {
+            from: resp.from,
+            ack: resp.ack,
+            sent,
+        });
+    }
     if relay_form {
         return store.outbox_drop_through(resp.ack);
     }
