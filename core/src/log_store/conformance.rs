@@ -197,11 +197,19 @@ pub fn log_primitives<S: LogStore + ?Sized>(store: &mut S) -> Result<(), String>
     store.set_registry_seq(b, 9).map_err(e)?;
     store.set_registry_seq(b, 10).map_err(e)?;
     check!(store.registry_seq(b).map_err(e)? == 10, "registry update");
+    check!(
+        store.registry_seq_for_update(b).map_err(e)? == 10,
+        "a locked read reads the same entry"
+    );
     store.set_registry_seq(a, 0).map_err(e)?;
+    check!(
+        store.registry_seq_for_update(stranger).map_err(e)? == 0,
+        "a locked read of an unknown origin is at 0"
+    );
     let reg = store.registry().map_err(e)?;
     check!(
         reg.len() == 1 && reg.get(&b) == 10,
-        "a zero entry is removed: {reg:?}"
+        "zero entries are not in the registry: {reg:?}"
     );
     Ok(())
 }

@@ -111,6 +111,14 @@ pub trait LogStore: Store {
 
     /// The highest seq of `origin` applied here (0: none).
     fn registry_seq(&mut self, origin: SiteId) -> Result<u64>;
+    /// [`Self::registry_seq`] for a serve that may apply `origin`'s next
+    /// batch: a store whose serves run in parallel locks the entry until
+    /// the end of the transaction, so that two serves of one origin
+    /// serialize and the second sees what the first applied. The default
+    /// (a store whose transactions serialize) just reads it.
+    fn registry_seq_for_update(&mut self, origin: SiteId) -> Result<u64> {
+        self.registry_seq(origin)
+    }
     /// Set the registry entry of `origin`.
     fn set_registry_seq(&mut self, origin: SiteId, seq: u64) -> Result<()>;
     /// The whole registry (for a relay's snapshot: O(origins), by design

@@ -308,13 +308,23 @@ impl LogStore for PgStore {
         self.set_setting(LOG_TRIMMED, Some(end))
     }
 
+    fn registry_seq(&mut self, origin: SiteId) -> Result<u64> {
+        let found = rows(
+            "SELECT seq FROM atomik.registry WHERE site = $1",
+            &[site_arg(origin)],
+            |r| to_u64(get::<i64>(r, 1)?, "seq"),
+        )?;
+        Ok(found.first().copied().unwrap_or(0))
+    }
+
     /// Reads the entry locked (`FOR UPDATE`, until the end of the
     /// transaction): two serves of one origin serialize here, before
-    /// either applies anything, and the second sees what the first
-    /// committed. An origin without an entry gets one at seq 0 to lock
-    /// (a concurrent first insert of the same origin waits for the other
-    /// transaction).
-    fn registry_seq(&mut self, origin: SiteId) -> Result<u64> {
+    /// either applies its batch, and the second sees what the first
+    /// committed. An origin without an entry gets one at seq 0 to lock (a
+    /// concurrent first insert of the same origin waits for the other
+    /// transaction); it has a batch applied right after, so only origins
+    /// that uploaded have entries.
+    fn registry_seq_for_update(&mut self, origin: SiteId) -> Result<u64> {
         let locked = || {
             rows(
                 "SELECT seq FROM atomik.registry WHERE site = $1 FOR UPDATE",

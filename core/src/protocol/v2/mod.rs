@@ -223,7 +223,7 @@ fn apply_once<S: LogStore + ?Sized>(
     source: Source,
     now: u64,
 ) -> Result<Applied> {
-    let have = store.registry_seq(batch.origin)?;
+    let have = store.registry_seq_for_update(batch.origin)?;
     if batch.seq <= have {
         return Ok(Applied::Duplicate);
     }
