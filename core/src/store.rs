@@ -72,3 +72,60 @@ pub trait Store {
     /// Set or clear a numeric setting.
     fn set_setting(&mut self, name: &str, value: Option<u64>) -> Result<()>;
 }
+
+/// The group `atomik_track` fixes for `table.column`, whose non-NULL cells
+/// are of the groups `found`: `wanted` if given (every cell must be in
+/// it), else the one group the cells are in, else add. The same rule, and
+/// the same error text, in every engine.
+///
+/// # Errors
+/// The message for cells of another group than `wanted`, or of both
+/// groups when none is given.
+pub fn tracked_group(
+    table: &str,
+    column: &str,
+    wanted: Option<Group>,
+    found: &[Group],
+) -> std::result::Result<Group, String> {
+    let names = || {
+        let mut names: Vec<&str> = found.iter().map(|g| g.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.join(" and ")
+    };
+    match wanted {
+        Some(g) if found.iter().all(|f| *f == g) => Ok(g),
+        Some(g) => Err(format!(
+            "column \"{table}\".\"{column}\" holds {} values: it cannot be tracked as {g}",
+            names()
+        )),
+        None => match found.first() {
+            None => Ok(Group::Add),
+            Some(first) if found.iter().all(|f| f == first) => Ok(*first),
+            Some(_) => Err(format!(
+                "column \"{table}\".\"{column}\" holds both add and xor values: give its group, atomik_track('{table}', '{column}', 'add') or 'xor', after rewriting the cells of the other group"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tracked_group;
+    use crate::Group::{Add, Xor};
+
+    #[test]
+    fn tracked_group_is_given_found_or_add() {
+        assert_eq!(tracked_group("t", "c", None, &[]), Ok(Add));
+        assert_eq!(tracked_group("t", "c", None, &[Xor]), Ok(Xor));
+        assert_eq!(tracked_group("t", "c", Some(Xor), &[]), Ok(Xor));
+        assert_eq!(tracked_group("t", "c", Some(Add), &[Add]), Ok(Add));
+        assert_eq!(
+            tracked_group("t", "c", Some(Xor), &[Add]),
+            Err("column \"t\".\"c\" holds add values: it cannot be tracked as xor".to_string())
+        );
+        assert!(tracked_group("t", "c", None, &[Add, Xor])
+            .unwrap_err()
+            .starts_with("column \"t\".\"c\" holds both add and xor values"));
+    }
+}

@@ -228,35 +228,8 @@ fn fixed_group(target: &Target, wanted: Option<Group>) -> Result<Group> {
         &[],
         |r| Ok(group_of(get::<i32>(r, 1)?)),
     )?;
-    let names = || {
-        found
-            .iter()
-            .map(|g| g.name())
-            .collect::<Vec<_>>()
-            .join(" and ")
-    };
-    match (wanted, found.as_slice()) {
-        (Some(g), f) if f.iter().all(|x| *x == g) => Ok(g),
-        (Some(g), _) => raise(
-            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            format!(
-                "column \"{}\".\"{}\" holds {} values: it cannot be tracked as {g}",
-                target.relname,
-                target.column,
-                names()
-            ),
-        ),
-        (None, []) => Ok(Group::Add),
-        (None, [one]) => Ok(*one),
-        (None, _) => raise(
-            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            format!(
-                "column \"{t}\".\"{c}\" holds both add and xor values: give its group, atomik_track('{t}', '{c}', 'add') or 'xor', after rewriting the cells of the other group",
-                t = target.relname,
-                c = target.column
-            ),
-        ),
-    }
+    atomik_core::store::tracked_group(&target.relname, &target.column, wanted, &found)
+        .or_else(|message| raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, message))
 }
 
 /// Track the column; `false` if it already was (in that group).

@@ -88,21 +88,11 @@ fn fixed_group(conn: &Connection, c: &ColumnRef, wanted: Option<Group>) -> Resul
         ))
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(|e| e.to_string())?;
-    match (wanted, groups.as_slice()) {
-        (Some(g), found) if found.iter().all(|f| f == g.name()) => Ok(g),
-        (Some(g), _) => Err(format!(
-            "column \"{}\".\"{}\" holds {} values: it cannot be tracked as {g}",
-            c.table,
-            c.column,
-            groups.join(" and ")
-        )),
-        (None, []) => Ok(Group::Add),
-        (None, [one]) => one.parse().map_err(|e: atomik_core::ValueError| e.to_string()),
-        (None, _) => Err(format!(
-            "column \"{}\".\"{}\" holds both add and xor values: give its group, atomik_track('{}', '{}', 'add') or 'xor', after rewriting the cells of the other group",
-            c.table, c.column, c.table, c.column
-        )),
-    }
+    let found = groups
+        .iter()
+        .map(|g| g.parse::<Group>().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    atomik_core::store::tracked_group(&c.table, &c.column, wanted, &found)
 }
 
 /// Every non-NULL cell must already be an atomik value.
