@@ -105,7 +105,7 @@ as_pg "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress"
     exit 1
 }
 
-step "upgrades 0.1.0 -> 0.2.0 -> 0.3.0 -> $VERSION, 0.2.0 -> $VERSION and 0.3.0 -> $VERSION equal a fresh install; v1 state migrates"
+step "upgrades 0.1.0 -> ... -> $VERSION and 0.2.0, 0.3.0, 0.4.0 -> $VERSION equal a fresh install; v1 state migrates"
 "$HERE/scripts/upgrade_check.sh" "$BIN" "$SOCK" "$PORT" "$VERSION"
 
 step "pg_dump / pg_restore round trip"

@@ -1,5 +1,6 @@
 //! `atomik token`: mint an HS256 device token from a shared secret, for
-//! tests and development (in production the app's backend mints them).
+//! tests and development (in production the app's backend mints them),
+//! optionally limited to some columns (`--write`, `--read`).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -40,6 +41,20 @@ pub struct TokenArgs {
     /// The PostgreSQL role the sync runs as (`SET LOCAL ROLE`).
     #[arg(long)]
     role: Option<String>,
+    /// A column it may write: `table.column`, `table.*` or `*`
+    /// (repeatable; without it, every column).
+    #[arg(long = "write", value_name = "PATTERN")]
+    write: Vec<String>,
+    /// It may write no column (an empty `atomik_write`).
+    #[arg(long, conflicts_with = "write")]
+    write_none: bool,
+    /// A column it may read: `table.column`, `table.*` or `*`
+    /// (repeatable; without it, every column).
+    #[arg(long = "read", value_name = "PATTERN")]
+    read: Vec<String>,
+    /// It may read no column (an empty `atomik_read`).
+    #[arg(long, conflicts_with = "read")]
+    read_none: bool,
     /// HS256, HS384 or HS512.
     #[arg(long, default_value = "HS256", value_parser = parse_alg)]
     alg: Algorithm,
@@ -49,10 +64,17 @@ impl TokenArgs {
     /// Mint and print the token.
     ///
     /// # Errors
-    /// An unreadable or short secret, a bad site id or role, an unreadable
-    /// device database.
+    /// An unreadable or short secret, a bad site id, role or pattern, a
+    /// relay with a scope, an unreadable device database.
     pub fn run(&self) -> Result<()> {
         let secret = read_secret(&self.key)?;
+        let claims = self.claims()?;
+        println!("{}", mint_hmac(&secret, self.alg, &claims)?);
+        Ok(())
+    }
+
+    /// The claims to sign, checked as `atomik serve` checks them.
+    fn claims(&self) -> Result<Claims> {
         let site = match (&self.site, &self.site_of) {
             (Some(hex), _) => hex.clone(),
             (None, Some(db)) => SqliteReplica::open_existing(db)?.site_id()?,
@@ -68,8 +90,65 @@ impl TokenArgs {
             atomik_site: Some(site.to_string()),
             atomik_relay: self.relay,
             role: self.role.clone(),
+            atomik_write: scope_claim(&self.write, self.write_none),
+            atomik_read: scope_claim(&self.read, self.read_none),
         };
-        println!("{}", mint_hmac(&secret, self.alg, &claims)?);
-        Ok(())
+        // What `atomik serve` would refuse is not minted.
+        claims
+            .scopes()
+            .map_err(|f| anyhow::anyhow!("{} ({})", f.message, f.detail))?;
+        Ok(claims)
+    }
+}
+
+/// A scope claim from `--write`/`--read` patterns and `--*-none`: absent
+/// (every column) when neither is given.
+fn scope_claim(patterns: &[String], none: bool) -> Option<Vec<String>> {
+    (none || !patterns.is_empty()).then(|| patterns.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        token: TokenArgs,
+    }
+
+    const SITE: &str = "00112233445566778899aabbccddeeff";
+
+    fn claims(args: &[&str]) -> Result<Claims> {
+        let base = ["atomik", "--key", "k", "--sub", "d", "--site", SITE];
+        let cli = Cli::try_parse_from(base.iter().chain(args))?;
+        cli.token.claims()
+    }
+
+    #[test]
+    fn scopes_are_minted_as_given_and_checked() {
+        let c = claims(&[]).unwrap();
+        assert_eq!((c.atomik_write, c.atomik_read), (None, None));
+        let c = claims(&["--write", "stock.q", "--write", "orders.*", "--read-none"]).unwrap();
+        assert_eq!(
+            c.atomik_write,
+            Some(vec!["stock.q".to_string(), "orders.*".to_string()])
+        );
+        assert_eq!(c.atomik_read, Some(vec![]));
+        let c = claims(&["--read", "*", "--write-none"]).unwrap();
+        assert_eq!(c.atomik_read, Some(vec!["*".to_string()]));
+        assert_eq!(c.atomik_write, Some(vec![]));
+        let err = claims(&["--write", "stock"]).unwrap_err().to_string();
+        assert!(
+            err.contains(r#"atomik_write: pattern "stock" is not"#),
+            "{err}"
+        );
+        let err = claims(&["--relay", "--read", "stock.q"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a relay token cannot have"), "{err}");
+        assert!(claims(&["--write", "stock.q", "--write-none"]).is_err());
     }
 }

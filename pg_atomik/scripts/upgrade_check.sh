@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The upgrade paths yield the same extension as a fresh install, and an
 # upgraded replica keeps its replication state:
-# 1. `CREATE EXTENSION pg_atomik VERSION '0.1.0'`, `... '0.2.0'` and
-#    `... '0.3.0'`, each with a tracked column, then `ALTER EXTENSION
-#    pg_atomik UPDATE` (0.1.0 -> 0.2.0 -> 0.3.0 -> VERSION, 0.2.0 -> VERSION
-#    and 0.3.0 -> VERSION) must give the same
+# 1. `CREATE EXTENSION pg_atomik VERSION '0.1.0'`, `... '0.2.0'`,
+#    `... '0.3.0'` and `... '0.4.0'`, each with a tracked column, then
+#    `ALTER EXTENSION pg_atomik UPDATE` (0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 ->
+#    VERSION, 0.2.0 -> VERSION, 0.3.0 -> VERSION and 0.4.0 -> VERSION) must
+#    give the same
 #    catalog listing of every member object as `CREATE EXTENSION pg_atomik`
 #    (functions with their flags, source and ACL; tables with columns,
 #    constraints, indexes, options and ACLs; types, operators, casts,
@@ -27,7 +28,7 @@ set -euo pipefail
 BIN=$1 SOCK=$2 PORT=$3 VERSION=$4
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql() { as_pg "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"; }
-DBS="atomik_up_old atomik_up_020 atomik_up_030 atomik_up_new atomik_up_hub atomik_up_dev"
+DBS="atomik_up_old atomik_up_020 atomik_up_030 atomik_up_040 atomik_up_new atomik_up_hub atomik_up_dev"
 for db in $DBS; do
     psql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 done
@@ -64,12 +65,10 @@ $(old_track gone n)
 DROP TABLE gone;
 ALTER EXTENSION pg_atomik UPDATE TO '$VERSION';
 SQL
-# What atomik_track did in 0.3.0 (its row had no group; the triggers are
-# the ones this build creates).
-psql -d atomik_up_030 >/dev/null <<SQL
-CREATE EXTENSION pg_atomik VERSION '0.3.0';
-CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik);
-INSERT INTO atomik.tracked VALUES ('inv', 'stock', 'inv'::regclass, '{id}', 'i');
+# The triggers atomik_track made on inv.stock in 0.3.0 and 0.4.0 (the ones
+# this build makes).
+v3_triggers() {
+    cat <<'SQL'
 CREATE TRIGGER atomik_new_stock AFTER INSERT ON public.inv FOR EACH ROW
   WHEN (NEW.stock IS NOT NULL) EXECUTE FUNCTION atomik.mark_new('inv', 'stock', 'id');
 CREATE TRIGGER atomik_set_stock AFTER UPDATE OF stock, id ON public.inv FOR EACH ROW
@@ -77,6 +76,26 @@ CREATE TRIGGER atomik_set_stock AFTER UPDATE OF stock, id ON public.inv FOR EACH
   EXECUTE FUNCTION atomik.mark_new('inv', 'stock', 'id');
 CREATE TRIGGER atomik_acc_stock AFTER UPDATE OF stock ON public.inv FOR EACH ROW
   WHEN (atomik.dirtied(OLD.stock, NEW.stock)) EXECUTE FUNCTION atomik.mark_dirty('inv', 'stock', 'id');
+SQL
+}
+# What atomik_track did in 0.3.0 (its row had no group).
+psql -d atomik_up_030 >/dev/null <<SQL
+CREATE EXTENSION pg_atomik VERSION '0.3.0';
+CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik);
+INSERT INTO atomik.tracked VALUES ('inv', 'stock', 'inv'::regclass, '{id}', 'i');
+$(v3_triggers)
+INSERT INTO inv VALUES (1, atomik_add(5));
+ALTER EXTENSION pg_atomik UPDATE TO '$VERSION';
+SQL
+# What atomik_track did in 0.4.0 (this build's atomik_track needs the
+# 0.5.0 lock table): the row with its group, the triggers, the group check.
+psql -d atomik_up_040 >/dev/null <<SQL
+CREATE EXTENSION pg_atomik VERSION '0.4.0';
+CREATE TABLE inv (id bigint PRIMARY KEY, stock atomik);
+INSERT INTO atomik.tracked VALUES ('inv', 'stock', 'inv'::regclass, '{id}', 'i', 1);
+$(v3_triggers)
+ALTER TABLE public.inv ADD CONSTRAINT atomik_group_stock
+  CHECK (atomik.in_group(stock, 1, 'inv', 'stock')) NOT VALID;
 INSERT INTO inv VALUES (1, atomik_add(5));
 ALTER EXTENSION pg_atomik UPDATE TO '$VERSION';
 SQL
@@ -92,12 +111,12 @@ WITH members AS (
        AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_atomik'))
 SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'pg_atomik'
 UNION ALL SELECT 'member ' || pg_describe_object(classid, objid, objsubid) FROM members
-UNION ALL SELECT format('function %s returns %s kind=%s vol=%s strict=%s parallel=%s secdef=%s src=%s bin=%s acl=%s comment=%s',
+UNION ALL SELECT format('function %s returns %s kind=%s vol=%s strict=%s parallel=%s secdef=%s config=%s src=%s bin=%s acl=%s comment=%s',
         p.oid::regprocedure, p.prorettype::regtype, p.prokind, p.provolatile, p.proisstrict, p.proparallel,
-        p.prosecdef, p.prosrc, p.probin, p.proacl, obj_description(p.oid, 'pg_proc'))
+        p.prosecdef, p.proconfig, p.prosrc, p.probin, p.proacl, obj_description(p.oid, 'pg_proc'))
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
 UNION ALL SELECT format('relation %s kind=%s options=%s acl=%s comment=%s', c.oid::regclass, c.relkind,
-        c.reloptions, c.relacl, obj_description(c.oid, 'pg_class'))
+        c.reloptions, coalesce(c.relacl, acldefault('r', c.relowner)), obj_description(c.oid, 'pg_class'))
     FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
 UNION ALL SELECT format('column %s.%s %s notnull=%s default=%s', c.oid::regclass, a.attname,
         format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid))
@@ -120,7 +139,7 @@ UNION ALL SELECT format('trigger on tracked table: %s', pg_get_triggerdef(tg.oid
     FROM pg_trigger tg WHERE tg.tgrelid = 'public.inv'::regclass AND NOT tg.tgisinternal
 ORDER BY 1"
 new=$(psql -d atomik_up_new -c "$listing")
-for from in old:0.1.0 020:0.2.0 030:0.3.0; do
+for from in old:0.1.0 020:0.2.0 030:0.3.0 040:0.4.0; do
     db=atomik_up_${from%%:*} v=${from#*:}
     got=$(psql -d "$db" -c "$listing")
     if [ "$got" != "$new" ]; then
@@ -133,7 +152,7 @@ done
 # Each upgraded tracked column has a fixed group (the group of its cells)
 # and the check constraint that keeps it; a value of another group is
 # refused.
-for db in atomik_up_old atomik_up_020 atomik_up_030; do
+for db in atomik_up_old atomik_up_020 atomik_up_030 atomik_up_040; do
     got=$(psql -d "$db" -c "SELECT grp FROM atomik.tracked WHERE table_name = 'inv'" \
               -c "SELECT count(*) FROM pg_catalog.pg_constraint WHERE conname = 'atomik_group_stock'")
     [ "$(echo "$got" | tr '\n' ' ')" = "1 1 " ] || {

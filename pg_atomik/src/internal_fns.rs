@@ -97,7 +97,7 @@ pub mod atomik {
 
     /// Trigger function of the `atomik_acc_<column>` triggers that
     /// `atomik_track` installs: records the written cell in `atomik.dirty`
-    /// with a heap insert (see [`crate::dirty`]). Arguments: wire table
+    /// with a heap insert (see [`crate::record`]). Arguments: wire table
     /// name, column name, key column names.
     #[pg_trigger]
     fn mark_dirty<'a>(
@@ -106,7 +106,23 @@ pub mod atomik {
         Option<pgrx::heap_tuple::PgHeapTuple<'a, pgrx::AllocatedByPostgres>>,
         pgrx::PgTriggerError,
     > {
-        crate::dirty::record(trigger.trigger_data());
+        crate::record::record_dirty(trigger.trigger_data());
+        Ok(None)
+    }
+
+    /// Trigger function of the `atomik_new_<column>` and
+    /// `atomik_set_<column>` triggers that `atomik_track` installs: marks
+    /// a cell created by a local INSERT (or an UPDATE from NULL, or one
+    /// that changes the row's key) as new in `atomik.new_cells` (see
+    /// [`crate::record`]). Arguments as for `mark_dirty`.
+    #[pg_trigger]
+    fn mark_new<'a>(
+        trigger: &'a pgrx::PgTrigger<'a>,
+    ) -> Result<
+        Option<pgrx::heap_tuple::PgHeapTuple<'a, pgrx::AllocatedByPostgres>>,
+        pgrx::PgTriggerError,
+    > {
+        crate::record::record_new(trigger.trigger_data());
         Ok(None)
     }
 

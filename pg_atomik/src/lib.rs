@@ -21,9 +21,11 @@ pgrx::pg_module_magic!();
 
 pub mod datum;
 pub mod deferred;
-pub mod dirty;
 pub mod errors;
+pub mod internal;
 pub mod internal_fns;
+pub mod locks;
+pub mod record;
 pub mod replication;
 pub mod store;
 pub mod subxact;

@@ -22,43 +22,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use atomik_core::error::Result;
 use atomik_core::protocol::v2;
 use atomik_core::{ProtocolError, Store};
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::deferred::fold::Wait;
 use crate::errors::or_raise;
+use crate::locks::{self, Mode};
 use crate::store::PgStore;
-
-/// The advisory lock key ("atomik" in ASCII) of the replication lock:
-/// serves of a root hub share it, every other protocol call holds it
-/// alone (so a device's calls serialize, and none runs beside a serve).
-pub const LOCK_KEY: i64 = 0x6174_6f6d_696b;
-
-/// How a protocol call holds the replication lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// A device-side call, or a relay's serve: alone.
-    Alone,
-    /// A root hub's serve: beside other serves.
-    Serve,
-}
 
 /// Take the replication lock alone until the end of the transaction (for
 /// the tracking functions, which change what the protocol calls see).
 pub fn lock() -> Result<()> {
-    lock_in(Mode::Alone)
-}
-
-/// Take the replication lock in `mode` until the end of the transaction.
-fn lock_in(mode: Mode) -> Result<()> {
-    crate::store::exec(
-        match mode {
-            Mode::Alone => "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-            Mode::Serve => "SELECT pg_catalog.pg_advisory_xact_lock_shared($1)",
-        },
-        &[DatumWithOid::from(LOCK_KEY)],
-    )?;
-    Ok(())
+    locks::replication(Mode::Alone)
 }
 
 /// Seconds since the Unix epoch (the clock of the hub log's `appended_at`
@@ -78,13 +52,13 @@ fn call<T>(cells: bool, mode: Mode, f: impl FnOnce(&mut PgStore) -> Result<T>) -
     or_raise((|| {
         let relay =
             || Ok::<_, ProtocolError>(crate::store::setting(v2::settings::UPSTREAM)?.is_some());
-        let mode = if mode == Mode::Serve && relay()? {
+        let mode = if mode == Mode::Shared && relay()? {
             Mode::Alone
         } else {
             mode
         };
-        lock_in(mode)?;
-        if mode == Mode::Serve && relay()? {
+        locks::replication(mode)?;
+        if mode == Mode::Shared && relay()? {
             return Err(ProtocolError::store(
                 "this replica became a relay while the serve waited; retry the sync",
             ));
@@ -94,7 +68,7 @@ fn call<T>(cells: bool, mode: Mode, f: impl FnOnce(&mut PgStore) -> Result<T>) -
             (false, _) => {}
             // A serve takes its table lock before any row lock, so it folds
             // in `begin_serve`, after that lock.
-            (true, Mode::Serve) => store.prepare_cells_in_begin_serve(),
+            (true, Mode::Shared) => store.prepare_cells_in_begin_serve(),
             (true, Mode::Alone) => store.prepare_cells(Wait::Block)?,
         }
         f(&mut store)
@@ -126,7 +100,7 @@ fn atomik_vector() -> Vec<u8> {
 /// `atomik_apply`. Seals, applies and registers nothing.
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_changes(vector: &[u8]) -> Vec<u8> {
-    call(false, Mode::Serve, |s| v2::changes_for(s, vector))
+    call(false, Mode::Shared, |s| v2::changes_for(s, vector))
 }
 
 /// `atomik_apply(batch)`: apply a response (of `atomik_sync` or
@@ -145,7 +119,7 @@ fn atomik_sync_request() -> Vec<u8> {
 /// `atomik_sync(request)`: serve a sync request (hub role).
 #[pg_extern(requires = ["state_tables"])]
 fn atomik_sync(request: &[u8]) -> Vec<u8> {
-    call(true, Mode::Serve, |s| v2::serve_sync(s, request, now()))
+    call(true, Mode::Shared, |s| v2::serve_sync(s, request, now()))
 }
 
 /// `atomik_sync_finish(response)`: apply a hub's response exactly once.

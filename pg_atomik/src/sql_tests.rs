@@ -155,23 +155,97 @@ mod tests {
         );
     }
 
-    /// The dirty record's trigger checks `INSERT` on `atomik.dirty` as an
-    /// `INSERT` would (granted to PUBLIC; here revoked): the write fails
-    /// with PostgreSQL's own permission error and nothing is recorded.
-    #[pg_test(error = "permission denied for table dirty")]
-    fn the_dirty_record_checks_the_writers_privilege() {
+    /// The dirty record needs no privilege on `atomik.dirty` (0.5.0: none
+    /// for PUBLIC): a role that may update a tracked table records its
+    /// writes, and the seal ships them.
+    #[pg_test]
+    fn a_writer_records_without_privileges_on_the_record() {
         Spi::run(
             "CREATE TABLE g (id int PRIMARY KEY, c atomik);
              SELECT atomik_track('g', 'c');
              INSERT INTO g VALUES (1, atomik_add(0));
              SELECT atomik_seal();
-             CREATE ROLE atomik_no_dirty;
-             GRANT SELECT, UPDATE ON g TO atomik_no_dirty;
-             REVOKE INSERT ON atomik.dirty FROM PUBLIC;
-             SET LOCAL ROLE atomik_no_dirty;
-             UPDATE g SET c = c + 1;",
+             CREATE ROLE atomik_writer;
+             GRANT SELECT, UPDATE ON g TO atomik_writer;
+             SET LOCAL ROLE atomik_writer;
+             UPDATE g SET c = c + 1;
+             RESET ROLE;",
         )
         .unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM atomik.dirty").unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT atomik_seal()").unwrap(),
+            Some(2)
+        );
+    }
+
+    /// A trigger of a role's own that calls `atomik.mark_dirty()` with a
+    /// tracked table's name (to record cells of a table it may not write)
+    /// is refused: only `atomik_track`'s triggers record.
+    #[pg_test(
+        error = "atomik.mark_dirty(): this trigger does not record column \"c\" of table \"g\" as atomik_track made it; only atomik_track may create atomik triggers"
+    )]
+    fn a_forged_dirty_trigger_is_refused() {
+        Spi::run(
+            "CREATE TABLE g (id int PRIMARY KEY, c atomik);
+             SELECT atomik_track('g', 'c');
+             CREATE TABLE mine (id text PRIMARY KEY, c atomik);
+             CREATE TRIGGER forged AFTER UPDATE ON mine FOR EACH ROW
+               EXECUTE FUNCTION atomik.mark_dirty('g', 'c', 'id');
+             INSERT INTO mine VALUES ('not an integer', atomik_add(0));
+             UPDATE mine SET c = c + 1;",
+        )
+        .unwrap();
+    }
+
+    /// The same for `atomik.mark_new()`.
+    #[pg_test(
+        error = "atomik.mark_new(): this trigger does not record column \"c\" of table \"g\" as atomik_track made it; only atomik_track may create atomik triggers"
+    )]
+    fn a_forged_new_cell_trigger_is_refused() {
+        Spi::run(
+            "CREATE TABLE g (id int PRIMARY KEY, c atomik);
+             SELECT atomik_track('g', 'c');
+             CREATE TABLE mine (id text PRIMARY KEY, c atomik);
+             CREATE TRIGGER forged AFTER INSERT ON mine FOR EACH ROW
+               EXECUTE FUNCTION atomik.mark_new('g', 'c', 'id');
+             INSERT INTO mine VALUES ('not an integer', atomik_add(0));",
+        )
+        .unwrap();
+    }
+
+    /// A malformed record (written by hand, by a role that may) does not
+    /// wedge the seal: it is dropped with a warning, the rest is sealed.
+    #[pg_test]
+    fn a_malformed_record_is_dropped_not_kept() {
+        Spi::run(
+            "CREATE TABLE g (id int PRIMARY KEY, c atomik);
+             SELECT atomik_track('g', 'c');
+             INSERT INTO g VALUES (1, atomik_add(0));
+             SELECT atomik_seal();
+             UPDATE g SET c = c + 5;
+             INSERT INTO atomik.dirty VALUES ('g', 'c', '{not-an-integer}');
+             INSERT INTO atomik.new_cells VALUES ('g', 'c', '{1,2}');",
+        )
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT atomik_seal()").unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT (SELECT count(*) FROM atomik.dirty) + (SELECT count(*) FROM atomik.new_cells)"
+            )
+            .unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT atomik_pending(c) FROM g").unwrap(),
+            Some(0)
+        );
     }
 
     /// Seal reads the record, not the tables: a pending accumulator that

@@ -55,7 +55,8 @@ CREATE TABLE atomik.parked (
 CREATE TABLE atomik.new_cells (
     table_name text NOT NULL,
     column_name text NOT NULL,
-    key text[] NOT NULL,
+    key text[] NOT NULL CHECK (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+                               AND pg_catalog.array_position(key, NULL) IS NULL),
     PRIMARY KEY (table_name, column_name, key)
 );
 
@@ -67,7 +68,8 @@ CREATE TABLE atomik.new_cells (
 CREATE TABLE atomik.dirty (
     table_name text NOT NULL,
     column_name text NOT NULL,
-    key text[] NOT NULL CHECK (cardinality(key) BETWEEN 1 AND 8)
+    key text[] NOT NULL CHECK (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+                               AND pg_catalog.array_position(key, NULL) IS NULL)
 );
 
 -- Protocol v2 outbox: sealed batches this replica's upstream has not yet
@@ -132,6 +134,15 @@ CREATE TABLE atomik.registry (
     seq bigint NOT NULL CHECK (seq >= 0)
 );
 
+-- The replication lock and the fold lock (0.5.0): their table locks,
+-- taken by pg_atomik's functions through the lock manager (src/locks.rs).
+-- They never hold rows, and no role but their owner has privileges on
+-- them, so no other role can take a lock that stops replication.
+CREATE TABLE atomik.replication_lock ();
+COMMENT ON TABLE atomik.replication_lock IS 'pg_atomik replication lock: serves of a root hub hold ROW EXCLUSIVE, every other protocol call EXCLUSIVE (never holds rows)';
+CREATE TABLE atomik.fold_lock ();
+COMMENT ON TABLE atomik.fold_lock IS 'pg_atomik fold lock: folds of deferred deltas hold EXCLUSIVE (never holds rows)';
+
 SELECT pg_catalog.pg_extension_config_dump('atomik.meta', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.tracked', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.settings', '');
@@ -145,32 +156,10 @@ SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.registry', '');
 
--- Marks a tracked cell created by a local INSERT (or an UPDATE from NULL,
--- or one that changes the row's key) as new. Arguments: wire table name,
--- column name, key column names.
--- Remote applies set atomik.applying for their transaction and are skipped.
-CREATE FUNCTION atomik.mark_new() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    r jsonb;
-    k text[] := '{}';
-BEGIN
-    IF current_setting('atomik.applying', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
-    r := to_jsonb(NEW);
-    FOR i IN 2 .. TG_NARGS - 1 LOOP
-        k := k || (r ->> TG_ARGV[i]);
-    END LOOP;
-    INSERT INTO atomik.new_cells VALUES (TG_ARGV[0], TG_ARGV[1], k)
-    ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END
-$$;
-
--- Any role may write tracked tables, so any role may mark new and dirty
--- cells and see what is parked. Everything else needs an explicit GRANT
--- (README).
+-- Any role may write tracked tables (its GRANTs decide which): the
+-- triggers (atomik.mark_new, atomik.mark_dirty: src/record.rs) record what
+-- it wrote, so it needs no privilege on the record.
+-- It may read which columns are tracked. Everything else needs an
+-- explicit GRANT (README): parked deltas and the log are others' data.
 GRANT USAGE ON SCHEMA atomik TO PUBLIC;
-GRANT INSERT ON atomik.new_cells, atomik.dirty TO PUBLIC;
-GRANT SELECT ON atomik.parked, atomik.tracked TO PUBLIC;
+GRANT SELECT ON atomik.tracked TO PUBLIC;

@@ -47,7 +47,7 @@ impl Target {
 /// raise an error naming what is missing.
 fn resolve(table: &str, column: &str) -> Result<Target> {
     let found = rows(
-        "SELECT c.oid, c.relname::text, format('%I.%I', n.nspname, c.relname), c.relkind::text
+        "SELECT c.oid, c.relname::text, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::text
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE c.oid = pg_catalog.to_regclass($1)",
         &[DatumWithOid::from(table)],
@@ -138,7 +138,7 @@ fn trigger_names(column: &str) -> [String; 3] {
 ///   is not NULL and was NULL or the row's key changed: marks it new;
 /// * `atomik_acc_<c>`, `AFTER UPDATE OF <c>`, when `atomik.dirtied(OLD.c,
 ///   NEW.c)` — the accumulator was the identity and is not any more —
-///   records the cell as dirty (`atomik.mark_dirty`, [`crate::dirty`]).
+///   records the cell as dirty (`atomik.mark_dirty`, [`crate::record`]).
 ///
 /// All are row triggers whose `WHEN` clause PostgreSQL evaluates when it
 /// queues the event: a write to a cell that is already dirty (every write

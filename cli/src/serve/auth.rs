@@ -6,7 +6,9 @@
 //! `atomik_site` (that site id); `atomik sync --token-file` (or the app)
 //! sends it as `Authorization: Bearer <token>`. A token with
 //! `atomik_relay: true` belongs to a relay hub, which uploads batches of
-//! other origins; `role` names the PostgreSQL role the sync runs as.
+//! other origins; `role` names the PostgreSQL role the sync runs as;
+//! `atomik_write` and `atomik_read` limit the columns it may write and
+//! read (`scope.rs`).
 //!
 //! The key file is an HS256 shared secret (the file's raw bytes, at least
 //! 32) or a PEM public key: RSA (RS256), EC P-256 (ES256), EC P-384
@@ -26,6 +28,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::errors::{Code, Failure};
+use super::scope::Scope;
 
 /// The shortest HMAC secret accepted (256 bits, as HS256 needs).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -46,6 +49,63 @@ pub struct Claims {
     /// The PostgreSQL role the sync runs as (a PostgreSQL hub only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The columns it may write: `"table.column"`, `"table.*"` or `"*"`
+    /// patterns. Absent: every column; `[]`: none; `null` is refused.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub atomik_write: Option<Vec<String>>,
+    /// The columns it may read, as `atomik_write`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub atomik_read: Option<Vec<String>>,
+}
+
+/// A scope claim that is there must be a list: `null` does not pass for
+/// "absent" (which grants everything).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Vec::deserialize(d).map(Some)
+}
+
+impl Claims {
+    /// The write and read scopes the claims grant.
+    ///
+    /// # Errors
+    /// `unauthenticated`: a pattern that is not `table.column`, `table.*`
+    /// or `*` (the detail names it), or a relay's claims with a scope (a
+    /// relay's payloads cannot lose cells without breaking exactly-once).
+    pub fn scopes(&self) -> Result<(Scope, Scope), Failure> {
+        let scope = |name: &str, claim: &Option<Vec<String>>| {
+            Scope::from_claim(claim.as_deref()).map_err(|why| {
+                Failure::new(
+                    Code::Unauthenticated,
+                    format!(
+                        "the token's `{name}` claim is not a list of \"table.column\", \"table.*\" or \"*\" patterns"
+                    ),
+                )
+                .detail(format!("sub {:?}: {name}: {why}", self.sub))
+            })
+        };
+        let write = scope("atomik_write", &self.atomik_write)?;
+        let read = scope("atomik_read", &self.atomik_read)?;
+        if self.atomik_relay && !(write.is_all() && read.is_all()) {
+            return Err(Failure::new(
+                Code::Unauthenticated,
+                "a relay token cannot have an `atomik_write` or `atomik_read` scope",
+            )
+            .detail(format!(
+                "sub {:?}: atomik_relay with a scope: a relay's payloads (per-origin batches, \
+                 relay snapshots) cannot lose cells without breaking exactly-once",
+                self.sub
+            )));
+        }
+        Ok((write, read))
+    }
 }
 
 /// A verified token's holder.
@@ -59,6 +119,10 @@ pub struct Principal {
     pub relay: bool,
     /// The `role` claim, validated as a role name.
     pub role: Option<String>,
+    /// The `atomik_write` claim: what its uploads may write.
+    pub write: Scope,
+    /// The `atomik_read` claim: what its downloads carry.
+    pub read: Scope,
 }
 
 /// Checks bearer tokens against one key.
@@ -277,11 +341,14 @@ impl Verifier {
                     .detail(format!("sub {:?}: {why}", claims.sub))
             })?;
         }
+        let (write, read) = claims.scopes()?;
         Ok(Principal {
             sub: claims.sub,
             site,
             relay: claims.atomik_relay,
             role: claims.role,
+            write,
+            read,
         })
     }
 }
@@ -421,6 +488,8 @@ mod tests {
             atomik_site: Some(site.into()),
             atomik_relay: false,
             role: Some("authenticated".into()),
+            atomik_write: None,
+            atomik_read: None,
         }
     }
 
@@ -449,6 +518,61 @@ mod tests {
         assert!(v.verify(&other).unwrap_err().message.contains("signature"));
         let hs512 = mint_hmac(SECRET, Algorithm::HS512, &claims(site, later())).unwrap();
         assert!(v.verify(&hs512).unwrap_err().message.contains("HS256"));
+    }
+
+    #[test]
+    fn scope_claims_are_checked_when_the_token_is() {
+        let v = Verifier::from_key_bytes(SECRET, &AuthOptions::default()).unwrap();
+        let site = "00112233445566778899aabbccddeeff";
+        let with = |write: Option<&[&str]>, read: Option<&[&str]>, relay: bool| {
+            let list = |p: Option<&[&str]>| p.map(|p| p.iter().map(|s| s.to_string()).collect());
+            let c = Claims {
+                atomik_write: list(write),
+                atomik_read: list(read),
+                atomik_relay: relay,
+                ..claims(site, later())
+            };
+            v.verify(&mint_hmac(SECRET, Algorithm::HS256, &c).unwrap())
+        };
+        let p = with(Some(&["stock.q"]), Some(&[]), false).unwrap();
+        assert!(p.write.allows("stock", "q") && !p.write.allows("stock", "r"));
+        assert!(!p.read.allows("stock", "q"));
+        let p = with(None, None, false).unwrap();
+        assert!(p.write.is_all() && p.read.is_all());
+        // A relay may say "everything" explicitly, and nothing less.
+        assert!(with(Some(&["*"]), None, true).unwrap().relay);
+        for (write, read) in [(Some(&["stock.q"][..]), None), (None, Some(&[][..]))] {
+            let f = with(write, read, true).unwrap_err();
+            assert_eq!(f.code, Code::Unauthenticated);
+            assert_eq!(
+                f.message,
+                "a relay token cannot have an `atomik_write` or `atomik_read` scope"
+            );
+        }
+        let f = with(None, Some(&["stock.q", "stock"]), false).unwrap_err();
+        assert_eq!(f.code, Code::Unauthenticated);
+        assert_eq!(
+            f.message,
+            r#"the token's `atomik_read` claim is not a list of "table.column", "table.*" or "*" patterns"#
+        );
+        assert!(
+            f.detail.contains(r#"atomik_read: pattern "stock" is not"#),
+            "{}",
+            f.detail
+        );
+        // `null` is not "absent" (which would grant everything).
+        let null = serde_json::json!({
+            "sub": "dev1", "exp": later(), "atomik_site": site, "atomik_write": null
+        });
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &null,
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap();
+        let f = v.verify(&t).unwrap_err();
+        assert_eq!(f.code, Code::Unauthenticated);
+        assert!(f.detail.contains("null"), "{}", f.detail);
     }
 
     #[test]

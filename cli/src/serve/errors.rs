@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     /// 401: no bearer token, or one that is malformed, wrongly signed,
-    /// expired, or lacks a valid `atomik_site` claim.
+    /// expired, lacks a valid `atomik_site` claim, has an `atomik_write` or
+    /// `atomik_read` pattern that is not one, or is a relay's with a scope.
     Unauthenticated,
     /// 403: the request's site is not the token's `atomik_site`.
     ForbiddenSite,
@@ -23,6 +24,9 @@ pub enum Code {
     /// 403: a relay request (per-origin entries) from a principal that is
     /// not a relay.
     NotARelay,
+    /// 403: an upload writes a column outside the token's `atomik_write`
+    /// scope.
+    ForbiddenColumn,
     /// 403: the hub's database refused the principal's rights (its role
     /// lacks a privilege, or a row-level security policy said no).
     Forbidden,
@@ -55,6 +59,7 @@ impl Code {
             Code::ForbiddenSite => "forbidden_site",
             Code::ForgedOrigin => "forged_origin",
             Code::NotARelay => "not_a_relay",
+            Code::ForbiddenColumn => "forbidden_column",
             Code::Forbidden => "forbidden",
             Code::BadRequest => "bad_request",
             Code::NotFound => "not_found",
@@ -72,9 +77,11 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::ForbiddenSite | Code::ForgedOrigin | Code::NotARelay | Code::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
+            Code::ForbiddenSite
+            | Code::ForgedOrigin
+            | Code::NotARelay
+            | Code::ForbiddenColumn
+            | Code::Forbidden => StatusCode::FORBIDDEN,
             Code::BadRequest => StatusCode::BAD_REQUEST,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::Timeout => StatusCode::REQUEST_TIMEOUT,

@@ -5,12 +5,15 @@
 //!   bytes of `atomik_sync(request)` (`application/octet-stream`). Every
 //!   failure answers `{"error":"<code>","message":"…"}` (`errors.rs`) and
 //!   the hub applies nothing of the request.
-//! * `GET /health` — `ok`, the version, and the hub's site id.
+//! * `GET /health` — `ok`, the version, and the hub's site id (no cells).
 //!
 //! With `--auth-key`, a sync carries `Authorization: Bearer <token>`
 //! (`auth.rs`): serve verifies it, decodes the request itself and refuses a
-//! request of another site than the token's, or uploads of other origins
-//! from a principal that is not a relay, before the hub sees a byte.
+//! request of another site than the token's, uploads of other origins
+//! from a principal that is not a relay, or writes of columns outside the
+//! token's `atomik_write` scope, before the hub sees a byte; the answer
+//! loses every cell of a column outside its `atomik_read` scope
+//! (`scope.rs`).
 //! Without `--auth-key`, serve listens on loopback addresses only (unless
 //! `--insecure-no-auth`). TLS (`tls.rs`), connection and request limits
 //! (`listener.rs`, `limits.rs`).
@@ -30,6 +33,7 @@ mod backend;
 mod errors;
 mod limits;
 mod listener;
+mod scope;
 #[cfg(test)]
 mod tests;
 pub(crate) mod tls;
@@ -56,6 +60,7 @@ pub use backend::Backend;
 pub use errors::{Code, Failure};
 pub use limits::{Limits, RateLimits};
 pub use listener::Peer;
+pub use scope::Scope;
 
 use crate::hub::HubUrl;
 
@@ -240,7 +245,8 @@ fn who(principal: Option<&Principal>, peer: Option<Peer>) -> String {
 }
 
 /// `POST /sync`: authenticate (headers only), rate-limit, read the body,
-/// check the request against the token, then hand it to the hub.
+/// check the request against the token (identity, write scope), hand it to
+/// the hub, and send down what the token's read scope lets through.
 async fn sync(
     State(state): State<ServeState>,
     peer: Option<Extension<Peer>>,
@@ -288,7 +294,7 @@ async fn sync(
         )
         .reply(&who);
     }
-    let role = match principal {
+    let (role, read) = match principal {
         Some(p) => {
             let decoded = match decode_request(&body) {
                 Ok(r) => r,
@@ -297,17 +303,38 @@ async fn sync(
                         .reply(&who)
                 }
             };
-            if let Err(f) = auth::check_request(&p, &decoded) {
+            let checked = auth::check_request(&p, &decoded)
+                .and_then(|()| scope::check_writes(&p.write, &decoded));
+            if let Err(f) = checked {
                 return f.reply(&who);
             }
-            p.role
+            (p.role, p.read)
         }
-        None => None,
+        None => (None, Scope::all()),
     };
-    match state.backend.sync(body, role).await {
+    let answer = match state.backend.sync(body, role).await {
+        Ok(bytes) => readable(read, bytes).await,
+        Err(f) => Err(f),
+    };
+    match answer {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(f) => f.reply(&who),
     }
+}
+
+/// The hub's answer as `read` lets it down ([`scope::filter_response`]),
+/// off the async threads when it has to be decoded (a snapshot may be the
+/// whole hub).
+async fn readable(read: Scope, bytes: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    if read.is_all() {
+        return Ok(bytes);
+    }
+    tokio::task::spawn_blocking(move || scope::filter_response(&read, bytes))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Failure::new(Code::Internal, "internal error")
+                .detail(format!("read filter task failed: {e}")))
+        })
 }
 
 /// `GET /health`.

@@ -1,6 +1,6 @@
 //! `atomik serve` over real HTTP on loopback, with a SQLite hub: devices
-//! converge; tokens, site and origin checks, rate limits, timeouts,
-//! connection caps, load shedding and TLS.
+//! converge; tokens, site and origin checks, write and read scopes, rate
+//! limits, timeouts, connection caps, load shedding and TLS.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -127,6 +127,8 @@ fn claims(sub: &str, site: &str) -> Claims {
         atomik_site: Some(site.to_string()),
         atomik_relay: false,
         role: None,
+        atomik_write: None,
+        atomik_read: None,
     }
 }
 
@@ -668,4 +670,381 @@ fn only_loopback_without_auth() {
     assert!(err.to_string().contains("--auth-key"), "{err}");
     assert!(check_listen("0.0.0.0:0", true, false).is_ok());
     assert!(check_listen("0.0.0.0:0", false, true).is_ok());
+}
+
+/// The rows of `stock`: sku, q, r (`None` for a cell never written or
+/// received).
+type StockRows = Vec<(i64, Option<i64>, Option<i64>)>;
+
+/// A device (or hub) file with a table of two tracked columns,
+/// `stock (sku, q, r)`, driven through the SQL functions.
+struct StockDb {
+    conn: rusqlite::Connection,
+}
+
+impl StockDb {
+    fn open(path: &Path) -> Self {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        sqlite_atomik::register(&conn).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS stock (sku INTEGER PRIMARY KEY, q BLOB, r BLOB);
+             SELECT atomik_track('stock', 'q');
+             SELECT atomik_track('stock', 'r');",
+        )
+        .unwrap();
+        StockDb { conn }
+    }
+
+    /// Open `path`'s hub for `atomik serve`, with the stock table tracked.
+    fn hub(path: &Path) -> Box<dyn Replica + Send> {
+        drop(StockDb::open(path));
+        Box::new(SqliteReplica::open_existing(path).unwrap())
+    }
+
+    fn site(&self) -> String {
+        self.conn
+            .query_row("SELECT atomik_site_id()", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Add `delta` to `column` of row `sku` (a NULL cell starts at 0).
+    fn add(&self, column: &str, sku: i64, delta: i64) {
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT INTO stock (sku, {column}) VALUES (?1, atomik_add(?2))
+                     ON CONFLICT (sku) DO UPDATE SET {column} = CASE WHEN {column} IS NULL
+                         THEN atomik_add(?2) ELSE atomik_accum({column}, ?2) END"
+                ),
+                [sku, delta],
+            )
+            .unwrap();
+    }
+
+    fn request(&self) -> Vec<u8> {
+        self.conn
+            .query_row("SELECT atomik_sync_request()", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// One sync through `server` with `token`: the deltas it applied.
+    fn sync(&self, server: &TestServer, token: &str) -> Result<i64> {
+        let resp = exchange_with(&server.hub(), &self.request(), &as_token(token))?;
+        Ok(self
+            .conn
+            .query_row("SELECT atomik_sync_finish(?1)", [resp], |r| r.get(0))?)
+    }
+
+    /// Every row.
+    fn values(&self) -> StockRows {
+        let mut st = self
+            .conn
+            .prepare("SELECT sku, atomik_read(q), atomik_read(r) FROM stock ORDER BY sku")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The digests of q and r.
+    fn digests(&self) -> (i64, i64) {
+        let digest = |c: &str| -> i64 {
+            self.conn
+                .query_row(&format!("SELECT atomik_digest('stock', '{c}')"), [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        (digest("q"), digest("r"))
+    }
+}
+
+/// A hub's values and digests, read on a connection of its own (that
+/// writes nothing).
+fn stock_hub(path: &Path) -> (StockRows, (i64, i64)) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    sqlite_atomik::register(&conn).unwrap();
+    let hub = StockDb { conn };
+    (hub.values(), hub.digests())
+}
+
+/// The bytes of a SQLite file and its write-ahead log.
+fn file_bytes(path: &Path) -> (Vec<u8>, Option<Vec<u8>>) {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    (std::fs::read(path).unwrap(), std::fs::read(wal).ok())
+}
+
+/// Assert a reply's status, code and message, exactly.
+fn assert_reply(r: &Reply, status: u16, code: &str, message: &str) {
+    assert_eq!(
+        (r.status, r.code.as_str(), r.message.as_str()),
+        (status, code, message),
+        "{r:?}"
+    );
+}
+
+/// A device's claims limited to `write` and `read` patterns (`None`: no
+/// claim).
+fn scoped_claims(sub: &str, site: &str, write: Option<&[&str]>, read: Option<&[&str]>) -> Claims {
+    let list = |p: Option<&[&str]>| p.map(|p| p.iter().map(|s| s.to_string()).collect());
+    Claims {
+        atomik_write: list(write),
+        atomik_read: list(read),
+        ..claims(sub, site)
+    }
+}
+
+/// A token of [`scoped_claims`].
+fn scoped(sub: &str, site: &str, write: Option<&[&str]>, read: Option<&[&str]>) -> String {
+    mint_hmac(
+        SECRET,
+        Algorithm::HS256,
+        &scoped_claims(sub, site, write, read),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_write_outside_the_token_scope_is_refused_and_applies_nothing() {
+    use atomik_core::{ColumnId, Group, Key, KeyShape};
+    let dir = tempfile::tempdir().unwrap();
+    let hub_path = dir.path().join("hub.sqlite");
+    let server = TestServer::start(StockDb::hub(&hub_path), true, small_limits(), None);
+    let (a, b) = (
+        StockDb::open(&dir.path().join("a.sqlite")),
+        StockDb::open(&dir.path().join("b.sqlite")),
+    );
+    let w = StockDb::open(&dir.path().join("w.sqlite"));
+    let (ta, tb) = (token("a", &a.site()), token("b", &b.site()));
+    let tw = scoped("w", &w.site(), Some(&["stock.q"]), None);
+    a.add("q", 1, 5);
+    a.add("r", 1, 7);
+    a.sync(&server, &ta).unwrap();
+    b.add("q", 2, 1);
+    b.sync(&server, &tb).unwrap();
+    assert_eq!(
+        w.sync(&server, &tw).unwrap(),
+        3,
+        "a snapshot of all 3 cells"
+    );
+
+    // W's honest batch (q only), with a cell of r slipped in: refused
+    // whole, before the hub sees it.
+    w.add("q", 1, 3);
+    let honest = decode_request(&w.request()).unwrap();
+    assert_eq!(honest.uploads.len(), 1);
+    let mut forged = honest.clone();
+    forged.uploads[0]
+        .changes
+        .add(
+            &ColumnId::new("stock", "r", Group::Add),
+            &KeyShape::int(),
+            Key::int(1),
+            100,
+        )
+        .unwrap();
+    let (bytes, state) = (file_bytes(&hub_path), stock_hub(&hub_path));
+    let r = post(&server, &encode_request(&forged), Some(&tw));
+    assert_reply(
+        &r,
+        403,
+        "forbidden_column",
+        "the request writes stock.r, which this token may not write",
+    );
+    // The same cells with a token that may write only other tables.
+    let other = scoped("w", &w.site(), Some(&["orders.*"]), None);
+    let r = post(&server, &encode_request(&honest), Some(&other));
+    assert_reply(
+        &r,
+        403,
+        "forbidden_column",
+        "the request writes stock.q, which this token may not write",
+    );
+    assert_eq!(
+        file_bytes(&hub_path),
+        bytes,
+        "the hub's files are unchanged"
+    );
+    assert_eq!(stock_hub(&hub_path), state);
+
+    // The same device's allowed change is applied.
+    assert_eq!(w.sync(&server, &tw).unwrap(), 0, "nothing new to receive");
+    let hub = vec![(1, Some(8), Some(7)), (2, Some(1), None)];
+    assert_eq!(stock_hub(&hub_path).0, hub);
+
+    // A device that really wrote r is refused on every sync (its batch
+    // stays in its outbox), and nothing of it reaches the hub.
+    w.add("r", 2, 50);
+    w.add("q", 2, 1);
+    let (bytes, state) = (file_bytes(&hub_path), stock_hub(&hub_path));
+    let err = w.sync(&server, &tw).unwrap_err();
+    assert!(
+        format!("{err:#}").contains(
+            "the request writes stock.r, which this token may not write (403 forbidden_column)"
+        ),
+        "{err:#}"
+    );
+    assert_eq!(file_bytes(&hub_path), bytes);
+    assert_eq!(stock_hub(&hub_path), state);
+
+    // The honest devices converge, exactly, to the hub.
+    a.sync(&server, &ta).unwrap();
+    b.sync(&server, &tb).unwrap();
+    let (values, digests) = stock_hub(&hub_path);
+    assert_eq!(values, hub);
+    for d in [&a, &b] {
+        assert_eq!(d.values(), hub);
+        assert_eq!(d.digests(), digests);
+    }
+}
+
+#[test]
+fn a_device_reads_only_the_columns_of_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub_path = dir.path().join("hub.sqlite");
+    let server = TestServer::start(StockDb::hub(&hub_path), true, small_limits(), None);
+    let full = StockDb::open(&dir.path().join("full.sqlite"));
+    let q_only = StockDb::open(&dir.path().join("q.sqlite"));
+    let tf = token("full", &full.site());
+    let tq = scoped("q", &q_only.site(), None, Some(&["stock.q"]));
+    full.add("q", 1, 5);
+    full.add("r", 1, 7);
+    full.sync(&server, &tf).unwrap();
+    // Its first sync is a snapshot: only q's cell comes down.
+    assert_eq!(q_only.sync(&server, &tq).unwrap(), 1);
+    assert_eq!(q_only.values(), vec![(1, Some(5), None)]);
+    // It may write r (its write scope is everything).
+    q_only.add("r", 1, 2);
+    q_only.add("q", 2, 4);
+    assert_eq!(q_only.sync(&server, &tq).unwrap(), 0);
+    full.add("r", 1, 10);
+    full.add("q", 1, 1);
+    assert_eq!(
+        full.sync(&server, &tf).unwrap(),
+        2,
+        "q_only's r +2 and q +4"
+    );
+    assert_eq!(q_only.sync(&server, &tq).unwrap(), 1, "q's +1, not r's +10");
+
+    let (hub, digests) = stock_hub(&hub_path);
+    assert_eq!(hub, vec![(1, Some(6), Some(19)), (2, Some(4), None)]);
+    assert_eq!(full.values(), hub);
+    assert_eq!(full.digests(), digests);
+    // Its r is only its own writes; its q is the hub's.
+    assert_eq!(
+        q_only.values(),
+        vec![(1, Some(6), Some(2)), (2, Some(4), None)]
+    );
+    assert_eq!(q_only.digests().0, digests.0);
+    assert_ne!(q_only.digests().1, digests.1);
+
+    // On the wire: the same request, as a full token and as a q-only one.
+    let fresh = StockDb::open(&dir.path().join("fresh.sqlite"));
+    let request = fresh.request();
+    let down = |t: &str| {
+        let bytes = exchange_with(&server.hub(), &request, &as_token(t)).unwrap();
+        atomik_core::codec::v2::decode_response(&bytes).unwrap()
+    };
+    let everything = down(&token("fresh", &fresh.site()));
+    let mut only_q = down(&scoped("fresh", &fresh.site(), None, Some(&["stock.q"])));
+    let nothing = down(&scoped("fresh", &fresh.site(), None, Some(&[])));
+    use atomik_core::codec::v2::Payload;
+    let Payload::Snapshot(all) = &everything.payload else {
+        panic!("{:?}", everything.payload)
+    };
+    assert_eq!(all.cell_count(), 3);
+    let q_cells: Vec<_> = all.cells().filter(|(c, _, _)| c.column == "q").collect();
+    let Payload::Snapshot(q) = &only_q.payload else {
+        panic!("{:?}", only_q.payload)
+    };
+    assert_eq!(q.cells().collect::<Vec<_>>(), q_cells);
+    assert_eq!(
+        nothing.payload,
+        Payload::Snapshot(atomik_core::Changes::new())
+    );
+    // Apart from the payload, the answers are the hub's.
+    only_q.payload = everything.payload.clone();
+    assert_eq!(only_q, everything);
+
+    // A snapshot resets what the device holds of a column it may not read
+    // to what the hub has not acknowledged yet: its own first writes of r,
+    // acknowledged by that same answer, read 0 afterwards.
+    let late = StockDb::open(&dir.path().join("late.sqlite"));
+    late.add("r", 3, 9);
+    let tl = scoped("late", &late.site(), None, Some(&["stock.q"]));
+    assert_eq!(late.sync(&server, &tl).unwrap(), 2);
+    assert_eq!(
+        late.values(),
+        vec![(1, Some(6), None), (2, Some(4), None), (3, None, Some(0))]
+    );
+    assert_eq!(stock_hub(&hub_path).0[2], (3, None, Some(9)));
+}
+
+#[test]
+fn scoped_relay_tokens_and_bad_patterns_get_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub_path = dir.path().join("hub.sqlite");
+    let server = TestServer::start(StockDb::hub(&hub_path), true, small_limits(), None);
+    let relay = SiteId::random().unwrap();
+    let ask = encode_request(&SyncRequest {
+        site: relay,
+        relays: true,
+        cursor: None,
+        uploads: vec![],
+    });
+    let relay_token = |write: Option<&[&str]>, read: Option<&[&str]>| {
+        let c = Claims {
+            atomik_relay: true,
+            ..scoped_claims("relay", &relay.to_string(), write, read)
+        };
+        mint_hmac(SECRET, Algorithm::HS256, &c).unwrap()
+    };
+    let bytes = file_bytes(&hub_path);
+    let refused = "a relay token cannot have an `atomik_write` or `atomik_read` scope";
+    for t in [
+        relay_token(Some(&["stock.q"]), None),
+        relay_token(None, Some(&["stock.*"])),
+        relay_token(Some(&[]), Some(&["*"])),
+    ] {
+        let r = post(&server, &ask, Some(&t));
+        assert_reply(&r, 401, "unauthenticated", refused);
+    }
+    let site = SiteId::random().unwrap().to_string();
+    let leaf = encode_request(&SyncRequest {
+        site: site.parse().unwrap(),
+        relays: false,
+        cursor: None,
+        uploads: vec![],
+    });
+    for (claim, t) in [
+        ("atomik_write", scoped("d", &site, Some(&["stock"]), None)),
+        (
+            "atomik_write",
+            scoped("d", &site, Some(&["stock.q", "*.q"]), None),
+        ),
+        ("atomik_read", scoped("d", &site, None, Some(&["a.b.c"]))),
+        ("atomik_read", scoped("d", &site, None, Some(&[""]))),
+    ] {
+        let r = post(&server, &leaf, Some(&t));
+        let message = format!(
+            "the token's `{claim}` claim is not a list of \"table.column\", \"table.*\" or \"*\" patterns"
+        );
+        assert_reply(&r, 401, "unauthenticated", &message);
+    }
+    assert_eq!(file_bytes(&hub_path), bytes, "nothing reached the hub");
+    // A relay may say "everything", and a leaf "nothing".
+    let r = post(
+        &server,
+        &ask,
+        Some(&relay_token(Some(&["*"]), Some(&["*"]))),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = post(
+        &server,
+        &leaf,
+        Some(&scoped("d", &site, Some(&[]), Some(&[]))),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
 }

@@ -8,13 +8,17 @@
 CREATE TABLE atomik.deferred (
     table_name text NOT NULL,
     column_name text NOT NULL,
-    key text[] NOT NULL,
+    key text[] NOT NULL CHECK (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+                               AND pg_catalog.array_position(key, NULL) IS NULL),
     grp integer NOT NULL CHECK (grp IN (1, 2)),
     delta bigint NOT NULL
 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000,
         autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000);
 COMMENT ON TABLE atomik.deferred IS 'deferred deltas not yet folded into their rows (atomik_defer)';
 SELECT pg_catalog.pg_extension_config_dump('atomik.deferred', '');
--- Any role that may write a tracked table may defer deltas to it and read
--- them back; folding needs UPDATE on the table and DELETE here (GRANT it).
-GRANT INSERT, SELECT ON atomik.deferred TO PUBLIC;
+-- No privileges for PUBLIC (0.5.0): atomik_defer appends after checking
+-- that the caller may UPDATE the cell (and is not bound by row-level
+-- security), and atomik_live reads after checking that it may read the
+-- table; a forged row would be folded past the forger's GRANTs. Folding
+-- (atomik_fold_deferred, and the protocol calls, which fold first) needs
+-- SELECT, INSERT and DELETE here and UPDATE on the tables (GRANT them).

@@ -33,9 +33,11 @@ use crate::store::tracked::{load_all, TrackedTable};
 pub struct Entry {
     /// The column, its table and its primary key.
     pub table: TrackedTable,
-    /// `INSERT INTO atomik.deferred ... SELECT ... FROM table WHERE key
-    /// RETURNING grp`: `$1` key (`text[]`), `$2` delta; inserts nothing
-    /// when the row is missing or the cell is NULL.
+    /// The column's attribute number (for privilege checks).
+    pub attnum: i16,
+    /// `SELECT atomik.group_code(c) FROM table WHERE key`: the group of
+    /// the cell with key `$1` (`text[]`); no row when the row is missing
+    /// or the cell is NULL.
     pub defer: OwnedPreparedStatement,
     /// The cell `(0, group, read)` and every visible deferred delta
     /// `(1, group, delta)` of a key, in one statement (one snapshot).
@@ -159,7 +161,7 @@ pub fn entry(table: &str, column: &str) -> Result<(Oid, Rc<Entry>)> {
         return Ok((relid, e));
     }
     let tracked = tracked_column(relid, table, column)?;
-    let built = Rc::new(build(tracked)?);
+    let built = Rc::new(build(relid, tracked)?);
     ENTRIES.with(|e| e.borrow_mut().insert(key, built.clone()));
     Ok((relid, built))
 }
@@ -203,14 +205,11 @@ pub fn key_match(t: &TrackedTable) -> String {
         .join(" AND ")
 }
 
-fn build(table: TrackedTable) -> Result<Entry> {
+fn build(relid: Oid, table: TrackedTable) -> Result<Entry> {
     let wire = quote_literal(&table.table);
     let col_lit = quote_literal(&table.column);
     let defer_sql = format!(
-        "INSERT INTO atomik.deferred (table_name, column_name, key, grp, delta)
-         SELECT {wire}, {col_lit}, $1::text[], atomik.group_code(t.{c}), $2
-           FROM {q} t WHERE {m} AND t.{c} IS NOT NULL
-         RETURNING grp",
+        "SELECT atomik.group_code(t.{c}) FROM {q} t WHERE {m} AND t.{c} IS NOT NULL",
         c = table.col,
         q = table.qualified,
         m = key_match(&table)
@@ -226,11 +225,8 @@ fn build(table: TrackedTable) -> Result<Entry> {
         m = key_match(&table)
     );
     let text_array = PgOid::BuiltIn(BuiltinOid::TEXTARRAYOID);
-    let int8 = PgOid::BuiltIn(BuiltinOid::INT8OID);
     let (defer, live) = Spi::connect(|c| {
-        let defer = c
-            .prepare_mut(defer_sql.as_str(), &[text_array, int8])?
-            .keep();
+        let defer = c.prepare_mut(defer_sql.as_str(), &[text_array])?.keep();
         // Read-write mode: a fresh snapshot per execution (READ COMMITTED),
         // which sees this transaction's earlier deferred deltas.
         let live = c.prepare_mut(live_sql.as_str(), &[text_array])?.keep();
@@ -238,6 +234,7 @@ fn build(table: TrackedTable) -> Result<Entry> {
     })
     .map_err(spi_err)?;
     Ok(Entry {
+        attnum: super::rights::attnum(relid, &table.column),
         table,
         defer,
         live,
@@ -246,7 +243,7 @@ fn build(table: TrackedTable) -> Result<Entry> {
 }
 
 /// The OID of `atomik.deferred` (cached; dropped with the extension).
-fn buffer_oid() -> Oid {
+pub fn buffer_oid() -> Oid {
     let cached = BUFFER.with(|b| b.get());
     if cached != pg_sys::InvalidOid {
         return cached;
@@ -256,37 +253,22 @@ fn buffer_oid() -> Oid {
     oid
 }
 
-/// Append one row to `atomik.deferred` with a heap insert, as the
-/// checked path's `INSERT` would (the table has no index, trigger, rule
-/// or default, and the caller passes a group read from the cell), after
-/// the same privilege checks: `INSERT` on the buffer, `SELECT` on
-/// `relid`. Returns false, having done nothing, when the fast path does
-/// not apply (a read-only transaction, or a buffer table of another
-/// shape): the caller then takes the checked path, which reports errors.
-pub fn append(relid: Oid, t: &TrackedTable, key: &[String], grp: i32, delta: i64) -> bool {
+/// Append one row to `atomik.deferred` with a heap insert (the table has
+/// no index, trigger, rule or default, and the caller passes a group read
+/// from the cell; no role but its owner has privileges on it, so the
+/// caller checks the writer's rights first: [`super::rights`]).
+///
+/// # Errors
+/// A read-only transaction, or a buffer table of another shape.
+pub fn append(t: &TrackedTable, key: &[String], grp: i32, delta: i64) -> Result<()> {
     // SAFETY: reads a flag of the current transaction.
     if unsafe { pg_sys::XactReadOnly } {
-        return false;
+        raise(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "cannot execute atomik_defer in a read-only transaction".to_string(),
+        )
     }
     let buffer = buffer_oid();
-    // SAFETY: catalog privilege lookups for the current user; a failure
-    // is reported as PostgreSQL's own permission error (an ERROR).
-    unsafe {
-        let user = pg_sys::GetUserId();
-        for (rel, mode) in [
-            (buffer, pg_sys::ACL_INSERT as pg_sys::AclMode),
-            (relid, pg_sys::ACL_SELECT as pg_sys::AclMode),
-        ] {
-            let result = pg_sys::pg_class_aclcheck(rel, user, mode);
-            if result != pg_sys::AclResult::ACLCHECK_OK {
-                pg_sys::aclcheck_error(
-                    result,
-                    pg_sys::ObjectType::OBJECT_TABLE,
-                    pg_sys::get_rel_name(rel),
-                );
-            }
-        }
-    }
     let values = [
         t.table.as_str().into_datum(),
         t.column.as_str().into_datum(),
@@ -298,7 +280,11 @@ pub fn append(relid: Oid, t: &TrackedTable, key: &[String], grp: i32, delta: i64
     for v in values {
         match v {
             Some(d) => datums.push(d),
-            None => return false,
+            None => {
+                return Err(ProtocolError::store(
+                    "a deferred delta's field has no datum",
+                ))
+            }
         }
     }
     let mut nulls = [false; 5];
@@ -326,12 +312,14 @@ pub fn append(relid: Oid, t: &TrackedTable, key: &[String], grp: i32, delta: i64
                 .all(|(att, ty)| !att.attisdropped && att.atttypid == ty);
         if !shaped {
             pg_sys::table_close(rel, lock);
-            return false;
+            return Err(ProtocolError::store(
+                "atomik.deferred does not have the columns of this pg_atomik version: run ALTER EXTENSION pg_atomik UPDATE",
+            ));
         }
         let tuple = pg_sys::heap_form_tuple(desc, datums.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::simple_heap_insert(rel, tuple);
         pg_sys::heap_freetuple(tuple);
         pg_sys::table_close(rel, lock);
     }
-    true
+    Ok(())
 }

@@ -9,8 +9,8 @@
 //! immediate shutdown mid-fold included) leaves either both or neither:
 //! no delta is lost, none is applied twice. Rows written by transactions
 //! still in flight are invisible to the delete and are folded by a later
-//! fold. Folds serialize on an advisory lock, so two folds never wait on
-//! each other's row locks in opposite orders.
+//! fold. Folds serialize on the fold lock ([`crate::locks::fold`]), so two
+//! folds never wait on each other's row locks in opposite orders.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,9 +24,6 @@ use crate::internal_fns::atomik::group_of;
 use crate::store::tracked::{key_arrays, key_from_texts, key_texts, load_all, TrackedTable};
 use crate::store::{exec, get, rows};
 use crate::subxact;
-
-/// The advisory lock key folds serialize on ("atomkf" in ASCII).
-pub const FOLD_LOCK_KEY: i64 = 0x6174_6f6d_6b66;
 
 /// What a fold does when another fold holds the fold lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,15 +48,8 @@ pub fn fold(max_rows: Option<u64>, batch: u64, wait: Wait) -> Result<Option<u64>
     // The lock is taken even when nothing is buffered: then every
     // multi-row update of tracked rows by pg_atomik (folds, seals, applies)
     // holds it, and they cannot deadlock with one another.
-    let locked = rows(
-        match wait {
-            Wait::Block => "SELECT pg_catalog.pg_advisory_xact_lock($1) IS NOT NULL",
-            Wait::Skip => "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
-        },
-        &[DatumWithOid::from(FOLD_LOCK_KEY)],
-        |r| get::<bool>(r, 1),
-    )?;
-    if !locked.first().copied().unwrap_or(false) {
+    let locked = crate::locks::fold(wait == Wait::Block)?;
+    if !locked {
         return Ok(None);
     }
     let any = rows("SELECT EXISTS (SELECT 1 FROM atomik.deferred)", &[], |r| {
@@ -245,7 +235,17 @@ fn apply(
         };
         let mut keyed = BTreeMap::new();
         for (texts, delta) in cells {
-            keyed.insert(key_from_texts(&t.shape, &texts)?, delta);
+            // A buffer row only atomik_defer writes cannot have a key of
+            // the wrong shape; one written by hand is dropped, not kept to
+            // fail every later fold.
+            match key_from_texts(&t.shape, &texts) {
+                Ok(key) => {
+                    keyed.insert(key, delta);
+                }
+                Err(e) => pgrx::warning!(
+                    "pg_atomik: dropped a deferred delta {delta} for {table}.{column} with the malformed key {texts:?}: {e}"
+                ),
+            }
         }
         let group = group_of(grp);
         let done = update_cells(t, grp, &keyed)?;

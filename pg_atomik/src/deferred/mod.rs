@@ -12,11 +12,13 @@
 //! they are sealed and shipped like any local write. Seal and the sync
 //! calls fold first.
 //!
-//! Modules: [`cache`] (per-backend plans), [`fold`], [`worker`] (settings
-//! and the background worker).
+//! Modules: [`cache`] (per-backend plans), [`fold`], [`rights`] (who may
+//! defer and read deferred deltas), [`worker`] (settings and the
+//! background worker).
 
 pub mod cache;
 pub mod fold;
+pub mod rights;
 pub mod worker;
 
 use atomik_core::error::Result;
@@ -102,29 +104,26 @@ fn key_texts(e: &Entry, table: &str, key: KeyArg<'_>) -> Vec<String> {
     }
 }
 
-/// Record `delta` for the cell; errors name a missing row or NULL cell.
+/// Record `delta` for the cell; errors name a missing row or NULL cell,
+/// and a writer without the rights an `UPDATE` of the cell needs
+/// ([`rights::check_writer`]).
 ///
 /// The first delta a backend records for a cell takes the checked path
-/// (one prepared statement that reads the row for the cell's group and
-/// inserts); later ones append directly with the remembered group. A group
+/// (one prepared statement that reads the row for the cell's group);
+/// later ones append directly with the remembered group. A group
 /// remembered from before the cell was changed to another group (or a row
 /// deleted since) behaves as if the delta had been recorded then: it waits
 /// in the buffer with a warning at each fold, or recreates the row.
 fn defer(table: &str, column: &str, key: KeyArg<'_>, delta: i64) -> Result<()> {
     let (relid, e) = cache::entry(table, column)?;
+    rights::check_writer(relid, e.attnum, table);
     let texts = key_texts(&e, table, key);
     let known = e.groups.borrow().get(&texts).copied();
     if let Some(grp) = known {
-        if cache::append(relid, &e.table, &texts, grp, delta) {
-            return Ok(());
-        }
+        return cache::append(&e.table, &texts, grp, delta);
     }
-    let inserted = Spi::connect_mut(|c| {
-        let table = c.update(
-            &e.defer,
-            None,
-            &[DatumWithOid::from(texts.clone()), DatumWithOid::from(delta)],
-        )?;
+    let groups = Spi::connect_mut(|c| {
+        let table = c.update(&e.defer, None, &[DatumWithOid::from(texts.clone())])?;
         let mut groups = Vec::new();
         for row in table {
             groups.extend(row.get::<i32>(1)?);
@@ -132,12 +131,13 @@ fn defer(table: &str, column: &str, key: KeyArg<'_>, delta: i64) -> Result<()> {
         Ok::<_, pgrx::spi::SpiError>(groups)
     })
     .map_err(crate::store::spi_err)?;
-    if let Some(grp) = inserted.first() {
-        let mut groups = e.groups.borrow_mut();
-        if groups.len() >= cache::MAX_CACHED_CELLS {
-            groups.clear();
+    if let Some(grp) = groups.first() {
+        cache::append(&e.table, &texts, *grp, delta)?;
+        let mut remembered = e.groups.borrow_mut();
+        if remembered.len() >= cache::MAX_CACHED_CELLS {
+            remembered.clear();
         }
-        groups.insert(texts, *grp);
+        remembered.insert(texts, *grp);
         return Ok(());
     }
     // Slow path: say why nothing was recorded.
@@ -170,17 +170,19 @@ fn defer(table: &str, column: &str, key: KeyArg<'_>, delta: i64) -> Result<()> {
 /// deltas the fold would apply). With no row, the deferred deltas alone
 /// (the fold would create the row from them).
 fn read_live(e: &Entry, texts: &[String]) -> Result<Option<i64>> {
-    let parts = Spi::connect_mut(|c| {
-        let table = c.update(&e.live, None, &[DatumWithOid::from(texts.to_vec())])?;
-        let mut out = Vec::new();
-        for row in table {
-            out.push((
-                row.get::<i32>(1)?.unwrap_or(1),
-                row.get::<i32>(2)?.unwrap_or(1),
-                row.get::<i64>(3)?.unwrap_or(0),
-            ));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
+    let parts = crate::internal::as_owner_of(cache::buffer_oid(), || {
+        Spi::connect_mut(|c| {
+            let table = c.update(&e.live, None, &[DatumWithOid::from(texts.to_vec())])?;
+            let mut out = Vec::new();
+            for row in table {
+                out.push((
+                    row.get::<i32>(1)?.unwrap_or(1),
+                    row.get::<i32>(2)?.unwrap_or(1),
+                    row.get::<i64>(3)?.unwrap_or(0),
+                ));
+            }
+            Ok::<_, pgrx::spi::SpiError>(out)
+        })
     })
     .map_err(crate::store::spi_err)?;
     let cell = parts.iter().find(|(kind, _, _)| *kind == 0);
@@ -198,7 +200,8 @@ fn read_live(e: &Entry, texts: &[String]) -> Result<Option<i64>> {
 }
 
 fn live(table: &str, column: &str, key: KeyArg<'_>) -> Option<i64> {
-    let (_, e) = or_raise(cache::entry(table, column));
+    let (relid, e) = or_raise(cache::entry(table, column));
+    rights::check_reader(relid, table);
     let texts = key_texts(&e, table, key);
     or_raise(read_live(&e, &texts))
 }

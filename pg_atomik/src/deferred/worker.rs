@@ -87,12 +87,16 @@ fn database() -> String {
         .unwrap_or_else(|| "postgres".to_string())
 }
 
-/// Whether this database has pg_atomik at a version with the buffer.
+/// Whether this database has pg_atomik at a version with the buffer and
+/// the fold lock (0.5.0).
 fn installed() -> bool {
-    Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('atomik.deferred') IS NOT NULL")
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regclass('atomik.deferred') IS NOT NULL
+            AND pg_catalog.to_regclass('atomik.fold_lock') IS NOT NULL",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// The worker's main loop.
@@ -102,6 +106,14 @@ pub extern "C-unwind" fn atomik_fold_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let db = database();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    // The worker runs as a superuser: names in the SQL it runs resolve in
+    // pg_catalog only (application tables are always schema-qualified), so
+    // no function another role created can be picked instead of a builtin.
+    BackgroundWorker::transaction(|| {
+        if let Err(e) = Spi::run("SET search_path = pg_catalog, pg_temp") {
+            pgrx::warning!("pg_atomik fold worker: cannot set search_path: {e}");
+        }
+    });
     log!("pg_atomik fold worker started on database \"{db}\"");
     loop {
         let interval = FOLD_INTERVAL_MS.get();

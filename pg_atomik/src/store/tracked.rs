@@ -51,20 +51,33 @@ impl TrackedTable {
             .join(", ")
     }
 
-    /// `unnest($first::bigint[], ..., $n::bigint[]) AS d(k1, ..., delta)`:
-    /// one array per key part, plus one for deltas when `with_delta`.
+    /// `ROWS FROM (pg_catalog.unnest($first::bigint[]), ...) AS d(k1, ...,
+    /// delta)`: one array per key part, plus one for deltas when
+    /// `with_delta`, zipped (what a multi-argument `unnest` does, which
+    /// exists only unqualified).
     pub fn unnest(&self, first: usize, with_delta: bool) -> String {
         let mut arrays = Vec::new();
         let mut names = Vec::new();
         for (i, kind) in self.shape.kinds().iter().enumerate() {
-            arrays.push(format!("${}::{}[]", first + i, kind_sql(*kind)));
+            arrays.push(format!(
+                "pg_catalog.unnest(${}::{}[])",
+                first + i,
+                kind_sql(*kind)
+            ));
             names.push(format!("k{}", i + 1));
         }
         if with_delta {
-            arrays.push(format!("${}::bigint[]", first + self.shape.kinds().len()));
+            arrays.push(format!(
+                "pg_catalog.unnest(${}::bigint[])",
+                first + self.shape.kinds().len()
+            ));
             names.push("delta".to_string());
         }
-        format!("unnest({}) AS d({})", arrays.join(", "), names.join(", "))
+        format!(
+            "ROWS FROM ({}) AS d({})",
+            arrays.join(", "),
+            names.join(", ")
+        )
     }
 
     /// `t.k1 = d.k1 AND ...`.
@@ -167,7 +180,7 @@ pub fn key_arrays<'a>(
 pub fn load_all() -> Result<Vec<TrackedTable>> {
     rows(
         "SELECT tr.table_name, tr.column_name, tr.key_kinds,
-                format('%I.%I', n.nspname, c.relname), tr.key_columns, tr.grp
+                pg_catalog.format('%I.%I', n.nspname, c.relname), tr.key_columns, tr.grp
            FROM atomik.tracked tr
            JOIN pg_catalog.pg_class c ON c.oid = tr.relid
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -212,7 +225,7 @@ pub fn primary_key(relid: Oid, table: &str) -> Result<Option<(Vec<String>, Strin
     let cols = rows(
         "SELECT a.attname::text, a.atttypid::regtype::text
            FROM pg_catalog.pg_index i
-           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+           CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
           WHERE i.indrelid = $1 AND i.indisprimary
           ORDER BY k.ord",

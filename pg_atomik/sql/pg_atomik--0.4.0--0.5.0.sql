@@ -1,0 +1,53 @@
+-- pg_atomik 0.4.0 -> 0.5.0: hardening against roles that may connect but
+-- should not steer replication.
+--
+-- * No PUBLIC privileges on the record of written cells (atomik.new_cells,
+--   atomik.dirty), the deferred buffer (atomik.deferred) or the parked
+--   deltas (atomik.parked). The triggers record without them (mark_new,
+--   now in C, inserts as the record's owner; mark_dirty appends directly),
+--   and both refuse a trigger that atomik_track did not make. atomik_defer checks that its
+--   caller may UPDATE the cell (and is not bound by row-level security)
+--   before it appends; atomik_live checks that it may read the table.
+-- * Keys of the record and the buffer are checked at insert: 1 to 8
+--   parts, none NULL. Rows that break this are deleted here (they name no
+--   cell); seal and fold drop such rows with a warning rather than fail.
+-- * The replication lock and the fold lock are the table locks of the new
+--   tables atomik.replication_lock and atomik.fold_lock (no privileges
+--   for anyone but their owner), not advisory locks any role could take.
+-- The functions keep their names, types and C symbols.
+
+REVOKE INSERT ON atomik.new_cells, atomik.dirty FROM PUBLIC;
+REVOKE SELECT ON atomik.parked FROM PUBLIC;
+REVOKE INSERT, SELECT ON atomik.deferred FROM PUBLIC;
+
+DELETE FROM atomik.new_cells
+ WHERE NOT (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+            AND pg_catalog.array_position(key, NULL) IS NULL);
+DELETE FROM atomik.dirty
+ WHERE NOT (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+            AND pg_catalog.array_position(key, NULL) IS NULL);
+DELETE FROM atomik.deferred
+ WHERE NOT (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+            AND pg_catalog.array_position(key, NULL) IS NULL);
+ALTER TABLE atomik.new_cells ADD CONSTRAINT new_cells_key_check
+    CHECK (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+           AND pg_catalog.array_position(key, NULL) IS NULL);
+ALTER TABLE atomik.dirty DROP CONSTRAINT dirty_key_check;
+ALTER TABLE atomik.dirty ADD CONSTRAINT dirty_key_check
+    CHECK (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+           AND pg_catalog.array_position(key, NULL) IS NULL);
+ALTER TABLE atomik.deferred ADD CONSTRAINT deferred_key_check
+    CHECK (pg_catalog.cardinality(key) BETWEEN 1 AND 8
+           AND pg_catalog.array_position(key, NULL) IS NULL);
+
+CREATE TABLE atomik.replication_lock ();
+COMMENT ON TABLE atomik.replication_lock IS 'pg_atomik replication lock: serves of a root hub hold ROW EXCLUSIVE, every other protocol call EXCLUSIVE (never holds rows)';
+CREATE TABLE atomik.fold_lock ();
+COMMENT ON TABLE atomik.fold_lock IS 'pg_atomik fold lock: folds of deferred deltas hold EXCLUSIVE (never holds rows)';
+
+-- The new-cell trigger function is C now (src/record.rs), as the dirty
+-- one is: it checks its trigger and inserts as the record's owner.
+CREATE OR REPLACE FUNCTION atomik."mark_new"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'mark_new_wrapper';
