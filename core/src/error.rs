@@ -244,6 +244,42 @@ pub enum ProtocolError {
     /// A relay has not yet installed its upstream's relay snapshot.
     #[error("relay {0} has not yet bootstrapped from its upstream: sync it upstream once (atomik_sync_request, the upstream's atomik_sync, atomik_sync_finish), then serve")]
     RelayBootstrapping(SiteId),
+    /// A store applied fewer of a message's deltas than it was given: rows
+    /// that exist were not updated (a database's row-level security, rule
+    /// or trigger kept the caller from writing them). Nothing of the
+    /// message is applied.
+    #[error("{rows} existing rows of \"{table}\" were not updated for column \"{column}\": row-level security, a rule or a trigger keeps this role from writing them; nothing of the message is applied")]
+    WriteRefused {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// How many rows were skipped.
+        rows: u64,
+    },
+    /// Text that is not a site id.
+    #[error("{0}")]
+    BadSiteId(String),
+    /// A device key of another length than 32 bytes.
+    #[error("a device key is 32 bytes, not {0}")]
+    DeviceKeyLength(usize),
+    /// A request refused for its authentication (see [`crate::auth`]):
+    /// nothing of it is applied.
+    #[error("the request of site {site} is refused: {why}")]
+    Unauthenticated {
+        /// The site the request names.
+        site: SiteId,
+        /// Why.
+        why: &'static str,
+    },
+    /// A response refused for its authentication: nothing of it is applied.
+    #[error("the response from site {from} is refused: {why}")]
+    UnauthenticatedResponse {
+        /// The site the response names as its sender.
+        from: SiteId,
+        /// Why.
+        why: &'static str,
+    },
     /// The store (database) failed.
     #[error("storage error: {0}")]
     Store(String),

@@ -26,6 +26,7 @@
 //! `set`s merge as two deltas, giving neither value.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod changes;
 pub mod codec;
 pub mod digest;

@@ -3,6 +3,7 @@
 //! are snapshot-and-swap: [`MemoryStore::atomically`] runs a protocol call on
 //! a copy and keeps the copy only when the call succeeds.
 
+use crate::auth::DeviceKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -75,6 +76,7 @@ pub struct MemoryStore {
     log_end: u64,
     log_trimmed: u64,
     registry: BTreeMap<SiteId, u64>,
+    device_keys: BTreeMap<SiteId, DeviceKey>,
 }
 
 impl MemoryStore {
@@ -92,6 +94,7 @@ impl MemoryStore {
             log_end: 0,
             log_trimmed: 0,
             registry: BTreeMap::new(),
+            device_keys: BTreeMap::new(),
         }
     }
 
@@ -561,5 +564,17 @@ impl LogStore for MemoryStore {
 
     fn registry(&mut self) -> Result<VersionVector> {
         Ok(self.registry.iter().map(|(s, n)| (*s, *n)).collect())
+    }
+
+    fn device_key(&mut self, site: SiteId) -> Result<Option<DeviceKey>> {
+        Ok(self.device_keys.get(&site).cloned())
+    }
+
+    fn set_device_key(&mut self, site: SiteId, key: Option<&DeviceKey>) -> Result<()> {
+        match key {
+            Some(k) => self.device_keys.insert(site, k.clone()),
+            None => self.device_keys.remove(&site),
+        };
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@
 //! the fleet test runs N / 500 + 2 schedules), `ATOMIK_SIM_SEED=S` replays
 //! one schedule, `ATOMIK_SIM_TRACE=1` prints every delivery.
 
+use atomik_core::auth::DeviceKey;
 use std::collections::BTreeMap;
 
 use atomik_core::codec::v2::{decode_request, decode_response};
@@ -125,6 +126,9 @@ struct World {
     now: u64,
     stats: Stats,
     horizon: u64,
+    /// Every replica has a device key enrolled at every hub
+    /// (`atomik_core::auth`): all sync messages are authenticated.
+    keyed: bool,
 }
 
 fn site_for(rng: &mut ChaCha8Rng) -> SiteId {
@@ -159,7 +163,8 @@ impl World {
         for r in RELAYS {
             v2::make_relay(&mut nodes[r], 0).unwrap();
         }
-        World {
+        let keyed = rng.random_bool(0.5);
+        let mut world = World {
             rng,
             nodes,
             home,
@@ -174,6 +179,28 @@ impl World {
                 ..Stats::default()
             },
             horizon,
+            keyed,
+        };
+        if keyed {
+            for node in RELAYS.into_iter().chain(HUBS..n) {
+                world.enroll(node);
+            }
+        }
+        world
+    }
+
+    /// Give `node` a device key of its own and enroll it at every hub (a
+    /// leaf roams among them; a relay syncs to the root).
+    fn enroll(&mut self, node: usize) {
+        let mut bytes = [0u8; 32];
+        self.rng.fill(&mut bytes);
+        let key = DeviceKey::from_bytes(&bytes).unwrap();
+        let site = self.nodes[node].site_id().unwrap();
+        self.nodes[node].set_device_key(site, Some(&key)).unwrap();
+        for hub in 0..HUBS {
+            if hub != node {
+                self.nodes[hub].set_device_key(site, Some(&key)).unwrap();
+            }
         }
     }
 
@@ -372,6 +399,9 @@ impl World {
                 let hub = self.random_hub();
                 self.home.push(hub);
                 self.leaves.push(self.nodes.len() - 1);
+                if self.keyed {
+                    self.enroll(self.nodes.len() - 1);
+                }
             }
             _ => self.deliver_one(true),
         }

@@ -14,7 +14,11 @@
 -- * The replication lock and the fold lock are the table locks of the new
 --   tables atomik.replication_lock and atomik.fold_lock (no privileges
 --   for anyone but their owner), not advisory locks any role could take.
--- The functions keep their names, types and C symbols.
+-- * Device keys: the table atomik.device_keys and the functions
+--   atomik_set_device_key, atomik_new_device_key, atomik_require_device_keys
+--   (sync messages tagged with a per-device key, for transports without
+--   TLS and tokens).
+-- The other functions keep their names, types and C symbols.
 
 REVOKE INSERT ON atomik.new_cells, atomik.dirty FROM PUBLIC;
 REVOKE SELECT ON atomik.parked FROM PUBLIC;
@@ -40,6 +44,12 @@ ALTER TABLE atomik.deferred ADD CONSTRAINT deferred_key_check
     CHECK (pg_catalog.cardinality(key) BETWEEN 1 AND 8
            AND pg_catalog.array_position(key, NULL) IS NULL);
 
+CREATE TABLE atomik.device_keys (
+    site bytea PRIMARY KEY CHECK (length(site) = 16),
+    key bytea NOT NULL CHECK (length(key) = 32)
+);
+SELECT pg_catalog.pg_extension_config_dump('atomik.device_keys', '');
+
 CREATE TABLE atomik.replication_lock ();
 COMMENT ON TABLE atomik.replication_lock IS 'pg_atomik replication lock: serves of a root hub hold ROW EXCLUSIVE, every other protocol call EXCLUSIVE (never holds rows)';
 CREATE TABLE atomik.fold_lock ();
@@ -51,3 +61,30 @@ CREATE OR REPLACE FUNCTION atomik."mark_new"()
 	RETURNS TRIGGER
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'mark_new_wrapper';
+
+-- Device keys: the SQL functions.
+CREATE  FUNCTION "atomik_new_device_key"() RETURNS bytea /* Vec < u8 > */
+STRICT
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_new_device_key_wrapper';
+CREATE  FUNCTION "atomik_require_device_keys"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_get_wrapper';
+CREATE  FUNCTION "atomik_require_device_keys"(
+	"on" bool /* bool */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_set_wrapper';
+CREATE  FUNCTION "atomik_set_device_key"(
+	"site" TEXT, /* & str */
+	"key" bytea /* Option < & [u8] > */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_set_device_key_wrapper';
+COMMENT ON FUNCTION atomik_set_device_key(text, bytea) IS 'store (or with NULL remove) the 32-byte device key of a site: a hub enrolls a device, a device sets its own; 1 if something changed';
+COMMENT ON FUNCTION atomik_new_device_key() IS 'a new random 32-byte device key';
+COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
+COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';

@@ -28,6 +28,15 @@ AS 'MODULE_PATHNAME', 'atomik_in_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/replication.rs:151
+-- pg_atomik::replication::atomik_new_device_key
+CREATE  FUNCTION "atomik_new_device_key"() RETURNS bytea /* Vec < u8 > */
+STRICT
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_new_device_key_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/value_fns.rs:56
 -- pg_atomik::value_fns::atomik_out
 -- requires:
@@ -228,6 +237,14 @@ CREATE TABLE atomik.registry (
     seq bigint NOT NULL CHECK (seq >= 0)
 );
 
+-- Device keys (0.5.0; atomik_core::auth): per site, the 32-byte key its
+-- sync messages are tagged with — on a hub, one per enrolled device; on a
+-- device, its own under its own site id. Secrets: no privileges for PUBLIC.
+CREATE TABLE atomik.device_keys (
+    site bytea PRIMARY KEY CHECK (length(site) = 16),
+    key bytea NOT NULL CHECK (length(key) = 32)
+);
+
 -- The replication lock and the fold lock (0.5.0): their table locks,
 -- taken by pg_atomik's functions through the lock manager (src/locks.rs).
 -- They never hold rows, and no role but their owner has privileges on
@@ -249,6 +266,7 @@ SELECT pg_catalog.pg_extension_config_dump('atomik.log', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.registry', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.device_keys', '');
 
 -- Any role may write tracked tables (its GRANTs decide which): the
 -- triggers (atomik.mark_new, atomik.mark_dirty: src/record.rs) record what
@@ -291,37 +309,6 @@ SELECT pg_catalog.pg_extension_config_dump('atomik.deferred', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:244
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT[] /* Vec < Option < String > > */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:212
--- pg_atomik::deferred::atomik_defer
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_defer"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" bigint, /* i64 */
-	"delta" bigint /* i64 */
-) RETURNS void
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/deferred/mod.rs:238
 -- pg_atomik::deferred::atomik_live
 -- requires:
@@ -337,30 +324,18 @@ AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:252
--- pg_atomik::deferred::atomik_fold_deferred
+-- src/deferred/mod.rs:244
+-- pg_atomik::deferred::atomik_live
 -- requires:
 --   deferred_buffer
-CREATE  FUNCTION "atomik_fold_deferred"() RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_fold_deferred_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:218
--- pg_atomik::deferred::atomik_defer
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_defer"(
+CREATE  FUNCTION "atomik_live"(
 	"table" TEXT, /* & str */
 	"column" TEXT, /* & str */
-	"key" TEXT, /* & str */
-	"delta" bigint /* i64 */
-) RETURNS void
+	"key" TEXT[] /* Vec < Option < String > > */
+) RETURNS bigint /* Option < i64 > */
 STRICT  
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_defer_text_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -380,6 +355,33 @@ AS 'MODULE_PATHNAME', 'atomik_defer_parts_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/deferred/mod.rs:212
+-- pg_atomik::deferred::atomik_defer
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_defer"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" bigint, /* i64 */
+	"delta" bigint /* i64 */
+) RETURNS void
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:252
+-- pg_atomik::deferred::atomik_fold_deferred
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_fold_deferred"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_fold_deferred_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/deferred/mod.rs:232
 -- pg_atomik::deferred::atomik_live
 -- requires:
@@ -392,6 +394,22 @@ CREATE  FUNCTION "atomik_live"(
 STRICT  
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_live_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:218
+-- pg_atomik::deferred::atomik_defer
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_defer"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT, /* & str */
+	"delta" bigint /* i64 */
+) RETURNS void
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_defer_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -416,31 +434,6 @@ COMMENT ON FUNCTION atomik_fold_deferred() IS 'fold committed deferred deltas in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/tracking.rs:375
--- pg_atomik::tracking::atomik_digest
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_digest"(
-	"table" TEXT, /* & str */
-	"column" TEXT /* & str */
-) RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_digest_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:134
--- pg_atomik::replication::atomik_make_relay
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/replication.rs:108
 -- pg_atomik::replication::atomik_apply
 -- requires:
@@ -454,14 +447,14 @@ AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:85
--- pg_atomik::replication::atomik_seal
+-- src/replication.rs:158
+-- pg_atomik::replication::atomik_require_device_keys
 -- requires:
 --   state_tables
-CREATE  FUNCTION "atomik_seal"() RETURNS bigint /* i64 */
-STRICT 
+CREATE  FUNCTION "atomik_require_device_keys"() RETURNS bigint /* i64 */
+STRICT  
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_get_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -478,56 +471,52 @@ AS 'MODULE_PATHNAME', 'atomik_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:115
--- pg_atomik::value_fns::atomik_add
+-- src/replication.rs:134
+-- pg_atomik::replication::atomik_make_relay
 -- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_add"(
-	"v" bigint /* i64 */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
+--   state_tables
+CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
+STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:151
--- pg_atomik::value_fns::atomik_group
+-- src/replication.rs:167
+-- pg_atomik::replication::atomik_require_device_keys
 -- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_group"(
-	"a" atomik /* Atomik */
-) RETURNS TEXT /* & '_ str */
-IMMUTABLE STRICT PARALLEL SAFE 
+--   state_tables
+CREATE  FUNCTION "atomik_require_device_keys"(
+	"on" bool /* bool */
+) RETURNS bigint /* i64 */
+STRICT  
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_set_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:170
--- pg_atomik::value_fns::atomik_combine
+-- src/tracking.rs:375
+-- pg_atomik::tracking::atomik_digest
 -- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_combine"(
-	"a" atomik, /* Atomik */
-	"b" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
+--   state_tables
+CREATE  FUNCTION "atomik_digest"(
+	"table" TEXT, /* & str */
+	"column" TEXT /* & str */
+) RETURNS bigint /* i64 */
+STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:190
--- pg_atomik::value_fns::atomik_hash
+-- src/replication.rs:85
+-- pg_atomik::replication::atomik_seal
 -- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_hash"(
-	"a" atomik /* Atomik */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
+--   state_tables
+CREATE  FUNCTION "atomik_seal"() RETURNS bigint /* i64 */
+STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_hash_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -544,20 +533,6 @@ AS 'MODULE_PATHNAME', 'atomik_pending_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:177
--- pg_atomik::value_fns::atomik_eq
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_eq"(
-	"a" atomik, /* Atomik */
-	"b" atomik /* Atomik */
-) RETURNS bool /* bool */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/value_fns.rs:163
 -- pg_atomik::value_fns::atomik_from_bytes
 -- requires:
@@ -571,16 +546,16 @@ AS 'MODULE_PATHNAME', 'atomik_from_bytes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:157
--- pg_atomik::value_fns::atomik_bytes
+-- src/value_fns.rs:133
+-- pg_atomik::value_fns::atomik_read
 -- requires:
 --   atomik_type
-CREATE  FUNCTION "atomik_bytes"(
+CREATE  FUNCTION "atomik_read"(
 	"a" atomik /* Atomik */
-) RETURNS bytea /* Vec < u8 > */
+) RETURNS bigint /* i64 */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_read_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -598,6 +573,86 @@ AS 'MODULE_PATHNAME', 'atomik_accum_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/value_fns.rs:115
+-- pg_atomik::value_fns::atomik_add
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_add"(
+	"v" bigint /* i64 */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:177
+-- pg_atomik::value_fns::atomik_eq
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_eq"(
+	"a" atomik, /* Atomik */
+	"b" atomik /* Atomik */
+) RETURNS bool /* bool */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:190
+-- pg_atomik::value_fns::atomik_hash
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_hash"(
+	"a" atomik /* Atomik */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_hash_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:151
+-- pg_atomik::value_fns::atomik_group
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_group"(
+	"a" atomik /* Atomik */
+) RETURNS TEXT /* & '_ str */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:157
+-- pg_atomik::value_fns::atomik_bytes
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_bytes"(
+	"a" atomik /* Atomik */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:170
+-- pg_atomik::value_fns::atomik_combine
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_combine"(
+	"a" atomik, /* Atomik */
+	"b" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/value_fns.rs:183
 -- pg_atomik::value_fns::atomik_ne
 -- requires:
@@ -612,19 +667,6 @@ AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:133
--- pg_atomik::value_fns::atomik_read
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_read"(
-	"a" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_read_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/value_fns.rs:139
 -- pg_atomik::value_fns::atomik_set
 -- requires:
@@ -636,6 +678,20 @@ CREATE  FUNCTION "atomik_set"(
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:143
+-- pg_atomik::replication::atomik_set_device_key
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_set_device_key"(
+	"site" TEXT, /* & str */
+	"key" bytea /* Option < & [u8] > */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_set_device_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -756,7 +812,7 @@ AS 'MODULE_PATHNAME', 'atomik_vector_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:140
+-- src/replication.rs:175
 -- pg_atomik::replication::atomik_version
 CREATE  FUNCTION "atomik_version"() RETURNS TEXT /* & '_ str */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -765,7 +821,7 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:145
+-- src/replication.rs:180
 -- requires:
 --   atomik_site_id
 --   atomik_seal
@@ -777,6 +833,10 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 --   atomik_sync_finish
 --   atomik_make_relay
 --   atomik_version
+--   atomik_set_device_key
+--   atomik_new_device_key
+--   atomik_require_device_keys_get
+--   atomik_require_device_keys_set
 
 
 COMMENT ON FUNCTION atomik_site_id() IS 'this replica''s site id (32 hex digits)';
@@ -789,6 +849,10 @@ COMMENT ON FUNCTION atomik_sync(bytea) IS 'hub: serve a sync request; the respon
 COMMENT ON FUNCTION atomik_sync_finish(bytea) IS 'device: apply a hub''s response exactly once; deltas newly applied';
 COMMENT ON FUNCTION atomik_make_relay() IS 'make this replica a relay hub (serves others, syncs to an upstream); 1, or 0 if it already was one';
 COMMENT ON FUNCTION atomik_version() IS 'extension version';
+COMMENT ON FUNCTION atomik_set_device_key(text, bytea) IS 'store (or with NULL remove) the 32-byte device key of a site: a hub enrolls a device, a device sets its own; 1 if something changed';
+COMMENT ON FUNCTION atomik_new_device_key() IS 'a new random 32-byte device key';
+COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
+COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -861,6 +925,19 @@ CREATE SCHEMA IF NOT EXISTS atomik; /* pg_atomik::internal_fns::atomik */
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/internal_fns.rs:137
+-- pg_atomik::internal_fns::atomik::pending
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."pending"(
+	"cell" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pending_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/internal_fns.rs:144
 -- pg_atomik::internal_fns::atomik::read
 -- requires:
@@ -874,45 +951,58 @@ AS 'MODULE_PATHNAME', 'read_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:66
--- pg_atomik::internal_fns::atomik::defer_apply
+-- src/internal_fns.rs:130
+-- pg_atomik::internal_fns::atomik::reference
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."defer_apply"(
-	"cell" atomik, /* Option < Atomik > */
-	"grp" INT, /* i32 */
-	"delta" bigint /* i64 */
-) RETURNS atomik /* Atomik */
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'defer_apply_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:93
--- pg_atomik::internal_fns::atomik::dirtied
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."dirtied"(
-	"old" atomik, /* Atomik */
-	"new" atomik /* Atomik */
-) RETURNS bool /* bool */
+CREATE  FUNCTION atomik."reference"(
+	"cell" atomik /* Atomik */
+) RETURNS bigint /* i64 */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'dirtied_wrapper';
+AS 'MODULE_PATHNAME', 'reference_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:151
--- pg_atomik::internal_fns::atomik::rebase
+-- src/internal_fns.rs:83
+-- pg_atomik::internal_fns::atomik::sealed
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."rebase"(
+CREATE  FUNCTION atomik."sealed"(
 	"cell" atomik /* Atomik */
 ) RETURNS atomik /* Atomik */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'rebase_wrapper';
+AS 'MODULE_PATHNAME', 'sealed_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:31
+-- pg_atomik::internal_fns::atomik::in_group
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."in_group"(
+	"cell" atomik, /* Option < Atomik > */
+	"grp" INT, /* i32 */
+	"tbl" TEXT, /* & str */
+	"col" TEXT /* & str */
+) RETURNS bool /* bool */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'in_group_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:161
+-- pg_atomik::internal_fns::atomik::group_code
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."group_code"(
+	"cell" atomik /* Atomik */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'group_code_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -933,80 +1023,45 @@ AS 'MODULE_PATHNAME', 'receive_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:83
--- pg_atomik::internal_fns::atomik::sealed
+-- src/internal_fns.rs:93
+-- pg_atomik::internal_fns::atomik::dirtied
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."sealed"(
+CREATE  FUNCTION atomik."dirtied"(
+	"old" atomik, /* Atomik */
+	"new" atomik /* Atomik */
+) RETURNS bool /* bool */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'dirtied_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:66
+-- pg_atomik::internal_fns::atomik::defer_apply
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."defer_apply"(
+	"cell" atomik, /* Option < Atomik > */
+	"grp" INT, /* i32 */
+	"delta" bigint /* i64 */
+) RETURNS atomik /* Atomik */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'defer_apply_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:151
+-- pg_atomik::internal_fns::atomik::rebase
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."rebase"(
 	"cell" atomik /* Atomik */
 ) RETURNS atomik /* Atomik */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sealed_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:161
--- pg_atomik::internal_fns::atomik::group_code
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."group_code"(
-	"cell" atomik /* Atomik */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'group_code_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:137
--- pg_atomik::internal_fns::atomik::pending
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."pending"(
-	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'pending_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:130
--- pg_atomik::internal_fns::atomik::reference
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."reference"(
-	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'reference_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:31
--- pg_atomik::internal_fns::atomik::in_group
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."in_group"(
-	"cell" atomik, /* Option < Atomik > */
-	"grp" INT, /* i32 */
-	"tbl" TEXT, /* & str */
-	"col" TEXT /* & str */
-) RETURNS bool /* bool */
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'in_group_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:102
--- pg_atomik::internal_fns::atomik::mark_dirty
-CREATE FUNCTION atomik."mark_dirty"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'mark_dirty_wrapper';
+AS 'MODULE_PATHNAME', 'rebase_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1016,5 +1071,14 @@ CREATE FUNCTION atomik."mark_new"()
 	RETURNS TRIGGER
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'mark_new_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:102
+-- pg_atomik::internal_fns::atomik::mark_dirty
+CREATE FUNCTION atomik."mark_dirty"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'mark_dirty_wrapper';
 /* </end connected objects> */
 

@@ -66,6 +66,13 @@ pub fn protocol_code(e: &ProtocolError) -> PgSqlErrorCode {
         | ProtocolError::RelayBootstrapping(_) => {
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
         }
+        ProtocolError::WriteRefused { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ProtocolError::Unauthenticated { .. } | ProtocolError::UnauthenticatedResponse { .. } => {
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
+        }
+        ProtocolError::BadSiteId(_) | ProtocolError::DeviceKeyLength(_) => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
         ProtocolError::Store(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     }
 }

@@ -136,6 +136,41 @@ fn atomik_make_relay() -> i64 {
     i64::from(call(false, Mode::Alone, |s| v2::make_relay(s, now())))
 }
 
+/// `atomik_set_device_key(site, key)`: store the 32-byte device key of
+/// `site` (32 hex digits) — on a hub, enroll a device; on a device, its own
+/// key under its own site id — or remove it (`key` NULL); 1 when something
+/// changed, else 0.
+#[pg_extern(requires = ["state_tables"])]
+fn atomik_set_device_key(site: &str, key: Option<&[u8]>) -> i64 {
+    i64::from(call(false, Mode::Alone, |s| {
+        v2::set_device_key(s, site, key)
+    }))
+}
+
+/// `atomik_new_device_key()`: a new random 32-byte device key.
+#[pg_extern]
+fn atomik_new_device_key() -> Vec<u8> {
+    or_raise(atomik_core::auth::DeviceKey::generate().map(|k| k.as_bytes().to_vec()))
+}
+
+/// `atomik_require_device_keys()`: 1 when this hub serves only sites with
+/// an enrolled device key, else 0.
+#[pg_extern(name = "atomik_require_device_keys", requires = ["state_tables"])]
+fn atomik_require_device_keys_get() -> i64 {
+    i64::from(call(false, Mode::Alone, |s| {
+        v2::require_device_keys(s, None)
+    }))
+}
+
+/// `atomik_require_device_keys(on)`: set whether this hub serves only
+/// sites with an enrolled device key; the new setting (1 or 0).
+#[pg_extern(name = "atomik_require_device_keys", requires = ["state_tables"])]
+fn atomik_require_device_keys_set(on: bool) -> i64 {
+    i64::from(call(false, Mode::Alone, |s| {
+        v2::require_device_keys(s, Some(on))
+    }))
+}
+
 /// `atomik_version()`: the extension version.
 #[pg_extern(immutable, parallel_safe)]
 fn atomik_version() -> &'static str {
@@ -154,6 +189,10 @@ COMMENT ON FUNCTION atomik_sync(bytea) IS 'hub: serve a sync request; the respon
 COMMENT ON FUNCTION atomik_sync_finish(bytea) IS 'device: apply a hub''s response exactly once; deltas newly applied';
 COMMENT ON FUNCTION atomik_make_relay() IS 'make this replica a relay hub (serves others, syncs to an upstream); 1, or 0 if it already was one';
 COMMENT ON FUNCTION atomik_version() IS 'extension version';
+COMMENT ON FUNCTION atomik_set_device_key(text, bytea) IS 'store (or with NULL remove) the 32-byte device key of a site: a hub enrolls a device, a device sets its own; 1 if something changed';
+COMMENT ON FUNCTION atomik_new_device_key() IS 'a new random 32-byte device key';
+COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
+COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';
 "#,
     name = "replication_comments",
     requires = [
@@ -166,6 +205,10 @@ COMMENT ON FUNCTION atomik_version() IS 'extension version';
         atomik_sync,
         atomik_sync_finish,
         atomik_make_relay,
-        atomik_version
+        atomik_version,
+        atomik_set_device_key,
+        atomik_new_device_key,
+        atomik_require_device_keys_get,
+        atomik_require_device_keys_set
     ]
 );

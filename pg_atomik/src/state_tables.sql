@@ -134,6 +134,14 @@ CREATE TABLE atomik.registry (
     seq bigint NOT NULL CHECK (seq >= 0)
 );
 
+-- Device keys (0.5.0; atomik_core::auth): per site, the 32-byte key its
+-- sync messages are tagged with — on a hub, one per enrolled device; on a
+-- device, its own under its own site id. Secrets: no privileges for PUBLIC.
+CREATE TABLE atomik.device_keys (
+    site bytea PRIMARY KEY CHECK (length(site) = 16),
+    key bytea NOT NULL CHECK (length(key) = 32)
+);
+
 -- The replication lock and the fold lock (0.5.0): their table locks,
 -- taken by pg_atomik's functions through the lock manager (src/locks.rs).
 -- They never hold rows, and no role but their owner has privileges on
@@ -155,6 +163,7 @@ SELECT pg_catalog.pg_extension_config_dump('atomik.log', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.log_pending_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('atomik.registry', '');
+SELECT pg_catalog.pg_extension_config_dump('atomik.device_keys', '');
 
 -- Any role may write tracked tables (its GRANTs decide which): the
 -- triggers (atomik.mark_new, atomik.mark_dirty: src/record.rs) record what

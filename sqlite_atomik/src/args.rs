@@ -128,6 +128,30 @@ pub fn message_arg<'a>(
     }
 }
 
+/// A device-key argument: a BLOB (its length is checked by the protocol)
+/// or NULL (no key).
+///
+/// # Errors
+/// Any other type.
+pub fn key_arg<'a>(
+    ctx: &'a Context<'_>,
+    i: usize,
+    function: &str,
+) -> rusqlite::Result<Option<&'a [u8]>> {
+    match ctx.get_raw(i) {
+        ValueRef::Blob(b) => Ok(Some(b)),
+        ValueRef::Null => Ok(None),
+        other => Err(fail(
+            function,
+            format!(
+                "argument {} must be a device key (a 32-byte BLOB) or NULL, got {}",
+                i + 1,
+                type_name(&other)
+            ),
+        )),
+    }
+}
+
 /// Argument `i` as a name (TEXT); NULL and other types are errors.
 pub fn name_arg(
     ctx: &Context<'_>,

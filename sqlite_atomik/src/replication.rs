@@ -14,7 +14,7 @@ use atomik_core::{ProtocolError, Store};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::Connection;
 
-use crate::args::{fail, guard, int_arg, message_arg, name_arg};
+use crate::args::{fail, guard, int_arg, key_arg, message_arg, name_arg};
 use crate::store::SqliteStore;
 use crate::{digest, schema, track};
 
@@ -182,6 +182,45 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             name_arg(ctx, 1, f, "column")?,
         );
         run(f, digest::digest(c, &t, &col))
+    })?;
+    stateful(conn, "atomik_set_device_key", 2, |ctx, c| {
+        let f = "atomik_set_device_key";
+        let site = name_arg(ctx, 0, f, "site id")?;
+        let key = key_arg(ctx, 1, f)?;
+        run(
+            f,
+            with_store(c, |s| v2::set_device_key(s, &site, key).map(i64::from)),
+        )
+    })?;
+    stateful(conn, "atomik_new_device_key", 0, |_ctx, _c| {
+        run(
+            "atomik_new_device_key",
+            atomik_core::auth::DeviceKey::generate()
+                .map(|k| k.as_bytes().to_vec())
+                .map_err(|e| e.to_string()),
+        )
+    })?;
+    stateful(conn, "atomik_require_device_keys", 0, |_ctx, c| {
+        run(
+            "atomik_require_device_keys",
+            with_store(c, |s| v2::require_device_keys(s, None).map(i64::from)),
+        )
+    })?;
+    stateful(conn, "atomik_require_device_keys", 1, |ctx, c| {
+        let f = "atomik_require_device_keys";
+        let on = match int_arg(ctx, 0, f)? {
+            Some(v @ (0 | 1)) => v == 1,
+            other => {
+                return Err(fail(
+                    f,
+                    format!("argument 1 must be 1 (require) or 0 (do not), got {other:?}"),
+                ))
+            }
+        };
+        run(
+            f,
+            with_store(c, |s| v2::require_device_keys(s, Some(on)).map(i64::from)),
+        )
     })?;
     stateful(conn, "atomik_horizon", 0, |_ctx, c| {
         run("atomik_horizon", with_store(c, horizon))

@@ -6,7 +6,7 @@ use atomik_core::SiteId;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Every table of the extension's own schema (version 1).
 const CREATE_V1: &str = "
@@ -102,9 +102,14 @@ pub fn ensure(conn: &Connection) -> Result<(), String> {
         Some(v) if v < 1 => Err(format!("atomik_meta holds an invalid schema_version {v}")),
         Some(1) => {
             migrate_1_to_2(conn)?;
-            migrate_2_to_3(conn)
+            migrate_2_to_3(conn)?;
+            migrate_3_to_4(conn)
         }
-        Some(2) => migrate_2_to_3(conn),
+        Some(2) => {
+            migrate_2_to_3(conn)?;
+            migrate_3_to_4(conn)
+        }
+        Some(3) => migrate_3_to_4(conn),
         Some(_) => Ok(()),
     }
 }
@@ -119,7 +124,27 @@ fn create(conn: &Connection) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot initialise atomik_meta: {e}"))?;
     migrate_1_to_2(conn)?;
-    migrate_2_to_3(conn)
+    migrate_2_to_3(conn)?;
+    migrate_3_to_4(conn)
+}
+
+/// What version 4 adds: device keys (`atomik_core::auth`), per site — a
+/// hub's enrolled devices, a device's own key under its own site id.
+const CREATE_V4: &str = "
+CREATE TABLE IF NOT EXISTS atomik_device_keys(site BLOB PRIMARY KEY, key BLOB NOT NULL);
+";
+
+/// Version 3 to 4, in the caller's savepoint: the device-key table.
+fn migrate_3_to_4(conn: &Connection) -> Result<(), String> {
+    let fail =
+        |e: rusqlite::Error| format!("cannot upgrade the atomik tables to schema version 4: {e}");
+    conn.execute_batch(CREATE_V4).map_err(fail)?;
+    conn.execute(
+        "UPDATE atomik_meta SET value = 4 WHERE key = 'schema_version'",
+        [],
+    )
+    .map_err(fail)?;
+    Ok(())
 }
 
 /// Version 1 (protocol v1) to 2 (protocol v2), in the caller's savepoint:

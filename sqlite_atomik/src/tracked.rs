@@ -35,6 +35,11 @@ pub struct Tracked {
     /// `DELETE FROM atomik_dirty WHERE cid = ?1 AND k1 = ?2 ..`: forget one
     /// recorded cell (one that a remote delta created).
     pub forget_dirty: String,
+    /// Forget the write record of every tracked column of the row with key
+    /// `?2...` of this table (`?1` = this column's cid): a row a remote
+    /// delta created was not written here, whatever its other columns'
+    /// defaults.
+    pub forget_row: String,
     /// Record every non-NULL cell as written (when the column is tracked:
     /// its cells ship once). `?1` = cid.
     pub mark_all: String,
@@ -120,6 +125,13 @@ impl Tracked {
             dirty_keys: format!("SELECT {mark_cols}, new FROM atomik_dirty WHERE cid = ?1"),
             forget_dirty: format!(
                 "DELETE FROM atomik_dirty WHERE cid = ?1 AND {}",
+                (1..=n)
+                    .map(|i| format!("k{i} = ?{}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            ),
+            forget_row: format!(
+                "DELETE FROM atomik_dirty WHERE cid IN (SELECT id FROM atomik_tracked WHERE tbl = (SELECT tbl FROM atomik_tracked WHERE id = ?1)) AND {}",
                 (1..=n)
                     .map(|i| format!("k{i} = ?{}", i + 1))
                     .collect::<Vec<_>>()

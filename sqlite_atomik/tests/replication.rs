@@ -83,7 +83,7 @@ fn schema_version_is_recorded_and_checked() {
             &c,
             "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
         ),
-        3
+        4
     );
     c.execute(
         "UPDATE atomik_meta SET value = 7 WHERE key = 'schema_version'",
@@ -93,7 +93,7 @@ fn schema_version_is_recorded_and_checked() {
     assert_eq!(
         err(&c, "SELECT atomik_seal()"),
         format!(
-            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 3: upgrade the extension",
+            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 4: upgrade the extension",
             sqlite_atomik::VERSION
         )
     );
@@ -690,4 +690,123 @@ fn identity_cells_ship_once_for_every_key_kind() {
         assert_eq!(int(&a, &q), int(&b, &q), "{t}");
     }
     assert_eq!(int(&b, "SELECT count(*) FROM c"), 3);
+}
+
+/// Device keys over SQLite: an enrolled device's requests and its hub's
+/// answers are tagged; a request of the device without its tag (what a
+/// forger without the key sends), a tampered request and a forged answer
+/// are refused with the exact error, and leave both files unchanged.
+#[test]
+fn device_keys_authenticate_sync_messages() {
+    let hub = replica(T);
+    let device = replica(T);
+    hub.execute_batch("INSERT INTO t VALUES (1, atomik_add(100), NULL)")
+        .unwrap();
+    let key = blob(&device, "SELECT atomik_new_device_key()");
+    assert_eq!(key.len(), 32);
+    let site = text(&device, "SELECT atomik_site_id()");
+    for c in [&hub, &device] {
+        let n: i64 = c
+            .query_row("SELECT atomik_set_device_key(?1, ?2)", (&site, &key), |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    device
+        .execute_batch("INSERT INTO t VALUES (2, atomik_add(5), NULL)")
+        .unwrap();
+    let req = blob(&device, "SELECT atomik_sync_request()");
+    assert_eq!(req[2], 0x23, "an authenticated request");
+
+    // The same request untagged, as a forger without the key would send it.
+    let (plain, _) = atomik_core::codec::v2::decode_request_tagged(&req).unwrap();
+    let forged = atomik_core::codec::v2::encode_request(&plain);
+    let before = dump(&hub);
+    assert_eq!(
+        serve(&hub, &forged).unwrap_err().to_string(),
+        format!("atomik_sync: the request of site {site} is refused: a device key is enrolled here for it, and the request carries no tag")
+    );
+    let mut tampered = req.clone();
+    let at = tampered.len() - 20;
+    tampered[at] ^= 0x40;
+    assert!(serve(&hub, &tampered).is_err());
+    assert_eq!(dump(&hub), before, "nothing of a refused request applied");
+
+    let resp = serve(&hub, &req).unwrap();
+    assert_eq!(resp[2], 0x24, "an authenticated response");
+    let (answer, _) = atomik_core::codec::v2::decode_response_tagged(&resp).unwrap();
+    let forged = atomik_core::codec::v2::encode_response(&answer);
+    let before = dump(&device);
+    let hub_site = text(&hub, "SELECT atomik_site_id()");
+    assert_eq!(
+        finish(&device, &forged).unwrap_err().to_string(),
+        format!("atomik_sync_finish: the response from site {hub_site} is refused: this replica has a device key, and the response carries no tag")
+    );
+    assert_eq!(dump(&device), before);
+    assert_eq!(finish(&device, &resp).unwrap(), 2);
+    assert_eq!(
+        int(&device, "SELECT atomik_read(n) FROM t WHERE id = 1"),
+        100
+    );
+
+    // Bad input to the key functions, and a hub that requires keys.
+    let cases = [
+        ("SELECT atomik_set_device_key('zz', atomik_new_device_key())", "atomik_set_device_key: \"zz\" is not a site id (32 hex digits)"),
+        ("SELECT atomik_set_device_key(atomik_site_id(), x'0011')", "atomik_set_device_key: a device key is 32 bytes, not 2"),
+        ("SELECT atomik_set_device_key(atomik_site_id(), 'secret')", "atomik_set_device_key: argument 2 must be a device key (a 32-byte BLOB) or NULL, got TEXT"),
+        ("SELECT atomik_require_device_keys(2)", "atomik_require_device_keys: argument 1 must be 1 (require) or 0 (do not), got Some(2)"),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(err(&hub, sql), want, "{sql}");
+    }
+    assert_eq!(int(&hub, "SELECT atomik_require_device_keys()"), 0);
+    assert_eq!(int(&hub, "SELECT atomik_require_device_keys(1)"), 1);
+    let stranger = replica(T);
+    stranger
+        .execute_batch("INSERT INTO t VALUES (3, atomik_add(1), NULL)")
+        .unwrap();
+    let req = blob(&stranger, "SELECT atomik_sync_request()");
+    let stranger_site = text(&stranger, "SELECT atomik_site_id()");
+    assert_eq!(
+        serve(&hub, &req).unwrap_err().to_string(),
+        format!("atomik_sync: the request of site {stranger_site} is refused: this hub accepts only sites with an enrolled device key")
+    );
+    assert_eq!(
+        hub.query_row("SELECT atomik_set_device_key(?1, NULL)", [&site], |r| r
+            .get::<_, i64>(0))
+            .unwrap(),
+        1,
+        "a key is removed with NULL"
+    );
+}
+
+/// A row a received delta creates was not written here — not the cell the
+/// delta is for, nor the other tracked columns' defaults: the next seal
+/// ships nothing (a read-only device uploads nothing, ever).
+#[test]
+fn rows_created_by_received_deltas_do_not_ship_again() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB DEFAULT (atomik_add(0)), f BLOB DEFAULT (atomik_xor(0)));
+                  SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f', 'xor');";
+    let hub = replica(schema);
+    let writer = replica(schema);
+    let reader = replica(schema);
+    writer
+        .execute_batch("INSERT INTO t(id, n) VALUES (1, atomik_add(4))")
+        .unwrap();
+    sync(&writer, &hub);
+    sync(&reader, &hub);
+    assert_eq!(int(&reader, "SELECT atomik_read(n) FROM t WHERE id = 1"), 4);
+    assert_eq!(int(&reader, "SELECT count(*) FROM atomik_dirty"), 0);
+    assert_eq!(int(&reader, "SELECT atomik_seal()"), 0, "nothing to ship");
+    // A range download that creates a row, likewise.
+    writer
+        .execute_batch("INSERT INTO t(id, n) VALUES (2, atomik_add(1))")
+        .unwrap();
+    sync(&writer, &hub);
+    sync(&reader, &hub);
+    assert_eq!(int(&reader, "SELECT atomik_read(n) FROM t WHERE id = 2"), 1);
+    assert_eq!(int(&reader, "SELECT atomik_seal()"), 0);
+    assert_eq!(int(&hub, "SELECT atomik_seal()"), 0, "the hub neither");
+    assert!(outbox(&reader).is_empty());
 }

@@ -36,7 +36,7 @@ fn v1_databases_upgrade_and_keep_syncing() {
                 c,
                 "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
             ),
-            3
+            4
         );
         assert_eq!(
             text(c, "SELECT group_concat(grp) FROM atomik_tracked"),
@@ -144,7 +144,7 @@ fn version_2_databases_get_fixed_column_groups() {
             &c,
             "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
         ),
-        3
+        4
     );
     assert_eq!(
         text(
@@ -157,4 +157,45 @@ fn version_2_databases_get_fixed_column_groups() {
         err(&c, "INSERT INTO t VALUES (2, NULL, atomik_add(1), NULL)"),
         "atomik: column \"t\".\"f\" is tracked as xor; a value of another group cannot be written to it"
     );
+}
+
+/// Version 3 databases get the device-key table (schema version 4) on
+/// first use, and keep everything else.
+#[test]
+fn version_3_databases_get_device_keys() {
+    let dir = temp_dir("upgrade-3-4");
+    let path = dir.join("v3.sqlite");
+    {
+        let c = file(&path);
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB);
+             SELECT atomik_track('t', 'n');
+             INSERT INTO t VALUES (1, atomik_add(2));
+             -- What a version 3 database holds: no device keys.
+             DROP TABLE atomik_device_keys;
+             UPDATE atomik_meta SET value = 3 WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let c = file(&path);
+    assert_eq!(
+        int(&c, "SELECT atomik_seal()"),
+        1,
+        "the first call upgrades"
+    );
+    assert_eq!(
+        int(
+            &c,
+            "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
+        ),
+        4
+    );
+    assert_eq!(
+        int(
+            &c,
+            "SELECT atomik_set_device_key(atomik_site_id(), atomik_new_device_key())"
+        ),
+        1
+    );
+    assert_eq!(int(&c, "SELECT count(*) FROM atomik_device_keys"), 1);
 }

@@ -6,6 +6,42 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+/// Start `program serve --hub HUB --listen 127.0.0.1:0` plus `extra` and
+/// read its first line: the child, the URL it listens on, that line, and
+/// the rest of its stderr (which the caller must keep draining).
+///
+/// # Errors
+/// It cannot be started or does not say where it listens (it is stopped
+/// then).
+pub fn spawn(
+    program: &Path,
+    hub: &str,
+    extra: &[&str],
+) -> Result<(Child, String, String, BufReader<std::process::ChildStderr>)> {
+    let mut child = Command::new(program)
+        .args(["serve", "--hub", hub, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+    let mut lines = BufReader::new(stderr);
+    let mut first = String::new();
+    lines.read_line(&mut first)?;
+    let Some(url) = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(str::to_string)
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("atomik serve did not start: {first:?}");
+    };
+    Ok((child, url, first, lines))
+}
+
 /// `atomik serve` in front of a hub, on a loopback port it picked.
 #[derive(Debug)]
 pub struct ServeProcess {
@@ -20,26 +56,11 @@ impl ServeProcess {
     /// # Errors
     /// It cannot be started or does not say where it listens.
     pub fn start(program: &Path, hub: &str, extra: &[&str]) -> Result<Self> {
-        let mut child = Command::new(program)
-            .args(["serve", "--hub", hub, "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", program.display()))?;
-        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-        let mut lines = BufReader::new(stderr);
-        let mut first = String::new();
-        lines.read_line(&mut first)?;
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .ok_or_else(|| anyhow!("atomik serve did not start: {first:?}"))?
-            .to_string();
+        let (child, url, _, lines) = spawn(program, hub, extra)?;
         // Keep draining its stderr so that it never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = String::new();
+            let mut lines = lines;
             let _ = lines.read_to_string(&mut sink);
         });
         Ok(ServeProcess { child, url })

@@ -88,19 +88,7 @@ impl Node for SqliteNode {
     }
 
     fn rows(&mut self) -> Result<Vec<Row>> {
-        let mut stmt = self.conn.prepare(schema::ROWS_SQL)?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (k, n, f) = row?;
-            Ok((k, fixed17(n)?, fixed17(f)?))
-        })
-        .collect()
+        rows_of(&self.conn)
     }
 
     fn digests(&mut self) -> Result<(i64, i64)> {
@@ -114,4 +102,24 @@ impl Node for SqliteNode {
             .conn
             .query_row("SELECT count(*) FROM atomik_parked", [], |r| r.get(0))?)
     }
+}
+
+/// Every row of the cross-engine table in a SQLite database, in key order.
+///
+/// # Errors
+/// SQLite errors; a cell that is not a 17-byte value.
+pub fn rows_of(conn: &rusqlite::Connection) -> Result<Vec<Row>> {
+    let mut stmt = conn.prepare(schema::ROWS_SQL)?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (k, n, f) = row?;
+        Ok((k, fixed17(n)?, fixed17(f)?))
+    })
+    .collect()
 }

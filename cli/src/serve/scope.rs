@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use atomik_core::codec::v2::{decode_response, encode_response, Payload, Request};
+use atomik_core::codec::v2::{decode_response_tagged, encode_response, Payload, Request};
 use atomik_core::Changes;
 
 use super::errors::{safe_message, Code, Failure};
@@ -174,14 +174,26 @@ pub fn check_writes(scope: &Scope, request: &Request) -> Result<(), Failure> {
 ///
 /// # Errors
 /// `internal` for a response that does not decode or carries a relay's
-/// payload (a relay token has no scope): nothing is sent down then.
+/// payload (a relay token has no scope); `forbidden` for one
+/// authenticated with the device's key (`atomik_core::auth`), which serve
+/// cannot re-tag after removing cells: nothing is sent down then.
 pub fn filter_response(scope: &Scope, response: Vec<u8>) -> Result<Vec<u8>, Failure> {
     if scope.is_all() {
         return Ok(response);
     }
     let internal = |detail: String| Failure::new(Code::Internal, "internal error").detail(detail);
-    let mut decoded = decode_response(&response)
+    let (mut decoded, tagged) = decode_response_tagged(&response)
         .map_err(|e| internal(format!("the hub's response does not decode: {e}")))?;
+    if tagged.is_some() {
+        return Err(Failure::new(
+            Code::Forbidden,
+            "a device with a device key cannot sync through a token with an atomik_read scope",
+        )
+        .detail(
+            "the hub's answer is tagged with the device's key; removing cells would break the tag"
+                .to_string(),
+        ));
+    }
     decoded.payload = match decoded.payload {
         Payload::Range(c) => Payload::Range(scope.filter(&c)),
         Payload::Snapshot(c) => Payload::Snapshot(scope.filter(&c)),
@@ -362,5 +374,27 @@ mod tests {
         let f = filter_response(&s, b"not a response".to_vec()).unwrap_err();
         assert_eq!(f.code, Code::Internal);
         assert_eq!(f.message, "internal error");
+    }
+
+    /// An answer tagged with the device's key cannot lose cells (the tag
+    /// would no longer verify): it is refused, not sent down broken.
+    #[test]
+    fn tagged_answers_are_not_filtered() {
+        let s = scope(&["stock.q"]).unwrap();
+        let key = atomik_core::auth::DeviceKey::from_bytes(&[3; 32]).unwrap();
+        let tagged = atomik_core::codec::v2::encode_response_with(
+            &atomik_core::codec::v2::decode_response(&response(Payload::Range(changes(&[(
+                "stock", "r", 1,
+            )]))))
+            .unwrap(),
+            Some(&key),
+        );
+        let f = filter_response(&s, tagged.clone()).unwrap_err();
+        assert_eq!(f.code, Code::Forbidden);
+        assert_eq!(
+            filter_response(&Scope::all(), tagged.clone()).unwrap(),
+            tagged,
+            "an unscoped token's answer passes untouched"
+        );
     }
 }

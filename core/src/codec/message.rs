@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use super::reader::Reader;
 use super::varint::{put_u64, zigzag};
+use crate::auth::{DeviceKey, TAG_LEN};
 use crate::changes::{Changes, ColumnDeltas, ColumnId};
 use crate::codec::v2::OutboxEntry;
 use crate::error::DecodeError;
@@ -585,6 +586,16 @@ fn decode_with(
     Ok(msg)
 }
 
+/// What closes a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Trailer {
+    /// A CRC-32, checked here.
+    Checksum,
+    /// A device-key tag ([`crate::auth`]), returned for the caller to check
+    /// once it knows the key.
+    Tag,
+}
+
 /// Check a message's frame — length, magic, wire version, checksum — and
 /// return its kind code and a reader over the bytes between the tag and
 /// the checksum. `check_kind` judges the kind code before the checksum or
@@ -595,6 +606,22 @@ pub(super) fn open_frame<'a, K>(
     reads: &'static str,
     check_kind: impl FnOnce(u8) -> Result<K, DecodeError>,
 ) -> Result<(K, Reader<'a>), DecodeError> {
+    let (kind, r, _) = open_tagged_frame(bytes, version, reads, |code| {
+        check_kind(code).map(|k| (k, Trailer::Checksum))
+    })?;
+    Ok((kind, r))
+}
+
+/// [`open_frame`] for a kind that may be closed by a device-key tag:
+/// `check_kind` also says which trailer the kind has. For a tagged kind
+/// the third value is the tag (unchecked here: the caller verifies it
+/// over every byte before it, once it knows whose key to use).
+pub(super) fn open_tagged_frame<'a, K>(
+    bytes: &'a [u8],
+    version: u8,
+    reads: &'static str,
+    check_kind: impl FnOnce(u8) -> Result<(K, Trailer), DecodeError>,
+) -> Result<(K, Reader<'a>, Option<&'a [u8]>), DecodeError> {
     if bytes.len() < MIN_MESSAGE_LEN {
         if bytes.len() >= 2 && bytes[..2] != MAGIC {
             return Err(DecodeError::BadMagic([bytes[0], bytes[1]]));
@@ -611,7 +638,18 @@ pub(super) fn open_frame<'a, K>(
             reads,
         });
     }
-    let kind = check_kind(tag & 0x0F)?;
+    let (kind, trailer) = check_kind(tag & 0x0F)?;
+    if trailer == Trailer::Tag {
+        if bytes.len() < MIN_MESSAGE_LEN - CHECKSUM_LEN + TAG_LEN {
+            return Err(DecodeError::TooShort(bytes.len()));
+        }
+        let (body, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        return Ok((
+            kind,
+            Reader::for_message(&body[3..], bytes.len()),
+            Some(tag),
+        ));
+    }
     let (body, crc_bytes) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
     let mut stored = [0u8; 4];
     stored.copy_from_slice(crc_bytes);
@@ -620,13 +658,20 @@ pub(super) fn open_frame<'a, K>(
     if stored != computed {
         return Err(DecodeError::Checksum { stored, computed });
     }
-    Ok((kind, Reader::for_message(&body[3..], bytes.len())))
+    Ok((kind, Reader::for_message(&body[3..], bytes.len()), None))
 }
 
 /// Append the checksum that closes every message.
 pub(super) fn close_frame(out: &mut Vec<u8>) {
     let crc = crc32fast::hash(out);
     out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Close a message with `key`'s tag of every byte before it instead of the
+/// checksum (the caller's tag byte names a tagged kind).
+pub(super) fn close_tagged_frame(out: &mut Vec<u8>, key: &DeviceKey) {
+    let tag = key.tag(out);
+    out.extend_from_slice(&tag);
 }
 
 /// The heap a `BTreeMap` takes for its first entry, of `entry` bytes: one

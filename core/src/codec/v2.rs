@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! message  = "AK" | tag (2 << 4 | kind) | sites | columns | body | crc32-LE
+//!          | "AK" | tag (2 << 4 | kind + 2) | sites | columns | body | device-key tag (16 B)
 //! request  = sender | flags (bit 0 relays, bit 1 cursor) | [cursor hub, position]
 //!            | uploads
 //! uploads  = count | [first] | count × upload            (relay: first = first outbox position)
@@ -15,17 +16,23 @@
 //!            2 snapshot: implicit changes  (references, leaves)
 //!            3 relay snapshot: registry vector | implicit changes
 //! ```
+//! Kinds 1 and 2 end in a checksum; kinds 3 and 4 are the same request and
+//! response authenticated with a device key ([`crate::auth`]): they end
+//! in the key's 16-byte tag of every byte before it, which the protocol
+//! checks once it knows whose key applies.
 //! The dictionaries, changes sections and batch runs are those of version 1
 //! (see `ARCHITECTURE.md`). A leaf names no origin but its own and no
 //! vector: its request is its site, one cursor and its outbox.
 
 use super::message::{
-    check_counter, close_frame, initial_capacity, open_frame, put_batches, put_changes, put_vector,
-    read_batches, read_changes, read_counter, read_dictionary, read_seq, read_vector, Blocks,
-    DecodeDictionary, Dictionary, MAGIC, MIN_BATCH_LEN, UPLOAD_SLOT_COST,
+    check_counter, close_frame, close_tagged_frame, initial_capacity, open_tagged_frame,
+    put_batches, put_changes, put_vector, read_batches, read_changes, read_counter,
+    read_dictionary, read_seq, read_vector, Blocks, DecodeDictionary, Dictionary, Trailer, MAGIC,
+    MIN_BATCH_LEN, UPLOAD_SLOT_COST,
 };
 use super::reader::Reader;
 use super::varint::put_u64;
+use crate::auth::DeviceKey;
 use crate::changes::Changes;
 use crate::codec::Batch;
 use crate::error::DecodeError;
@@ -38,6 +45,8 @@ const READS: &str = "version 2 (protocol v2 sync messages)";
 
 const KIND_REQUEST: u8 = 1;
 const KIND_RESPONSE: u8 = 2;
+/// A kind plus this is the same message closed by a device-key tag.
+const TAGGED: u8 = 2;
 
 const FLAG_RELAYS: u8 = 1;
 const FLAG_CURSOR: u8 = 2;
@@ -147,6 +156,23 @@ pub struct Response {
     pub payload: Payload,
 }
 
+/// The device-key tag that closes an authenticated message, and the bytes
+/// it covers (every byte before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tagged<'a> {
+    /// The bytes the tag covers.
+    pub covered: &'a [u8],
+    /// The tag.
+    pub tag: &'a [u8],
+}
+
+impl Tagged<'_> {
+    /// Whether the tag verifies with `key`.
+    pub fn verifies(&self, key: &DeviceKey) -> bool {
+        key.verifies(self.covered, self.tag)
+    }
+}
+
 /// Encode a v2 request.
 ///
 /// A leaf's uploads are written as its consecutive seqs (their outbox
@@ -158,11 +184,20 @@ pub struct Response {
 /// origin or seqs that are not consecutive, or when a relay's upload
 /// positions are not consecutive: the protocol never builds one.
 pub fn encode_request(req: &Request) -> Vec<u8> {
+    encode_request_with(req, None)
+}
+
+/// Encode a v2 request, authenticated with `key` if one is given (see
+/// [`encode_request`]).
+///
+/// # Panics
+/// As [`encode_request`].
+pub fn encode_request_with(req: &Request, key: Option<&DeviceKey>) -> Vec<u8> {
     let mut sites = vec![req.site];
     sites.extend(req.cursor.map(|c| c.hub));
     sites.extend(req.uploads.iter().map(|u| u.origin));
     let dict = Dictionary::build(sites, req.uploads.iter().map(|u| &u.changes));
-    let mut out = start(&dict, KIND_REQUEST);
+    let mut out = start(&dict, KIND_REQUEST, key.is_some());
     put_u64(&mut out, dict.site(&req.site));
     let flags = (if req.relays { FLAG_RELAYS } else { 0 })
         | (if req.cursor.is_some() { FLAG_CURSOR } else { 0 });
@@ -201,12 +236,18 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
         }
         put_changes(&mut out, &dict, &u.changes, Blocks::Explicit);
     }
-    close_frame(&mut out);
+    close(&mut out, key);
     out
 }
 
 /// Encode a v2 response.
 pub fn encode_response(resp: &Response) -> Vec<u8> {
+    encode_response_with(resp, None)
+}
+
+/// Encode a v2 response, authenticated with `key` (the asker's device key)
+/// if one is given.
+pub fn encode_response_with(resp: &Response, key: Option<&DeviceKey>) -> Vec<u8> {
     let mut sites = vec![resp.to, resp.from];
     sites.extend(resp.base.map(|c| c.hub));
     let mut changes: Vec<&Changes> = Vec::new();
@@ -222,7 +263,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
         }
     }
     let dict = Dictionary::build(sites, changes);
-    let mut out = start(&dict, KIND_RESPONSE);
+    let mut out = start(&dict, KIND_RESPONSE, key.is_some());
     put_u64(&mut out, dict.site(&resp.to));
     put_u64(&mut out, dict.site(&resp.from));
     out.push(if resp.base.is_some() { FLAG_BASE } else { 0 });
@@ -251,39 +292,67 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             put_changes(&mut out, &dict, values, Blocks::Implicit);
         }
     }
-    close_frame(&mut out);
+    close(&mut out, key);
     out
 }
 
-fn start(dict: &Dictionary, kind: u8) -> Vec<u8> {
+fn start(dict: &Dictionary, kind: u8, tagged: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
-    out.push((WIRE_V2 << 4) | kind);
+    out.push((WIRE_V2 << 4) | (kind + if tagged { TAGGED } else { 0 }));
     dict.put(&mut out);
     out
+}
+
+fn close(out: &mut Vec<u8>, key: Option<&DeviceKey>) {
+    match key {
+        Some(key) => close_tagged_frame(out, key),
+        None => close_frame(out),
+    }
 }
 
 fn kind_name(code: u8) -> &'static str {
     match code {
         KIND_REQUEST => "v2 sync request",
         KIND_RESPONSE => "v2 sync response",
+        c if c == KIND_REQUEST + TAGGED => "authenticated v2 sync request",
+        c if c == KIND_RESPONSE + TAGGED => "authenticated v2 sync response",
         _ => "unknown",
     }
 }
 
-/// Open a v2 message that must be of kind `expected`: the kind is checked
-/// from the tag before the checksum or any of the body is read.
-fn open(bytes: &[u8], expected: u8) -> Result<(Reader<'_>, DecodeDictionary), DecodeError> {
-    let ((), mut r) = open_frame(bytes, WIRE_V2, READS, |code| match code {
-        KIND_REQUEST | KIND_RESPONSE if code == expected => Ok(()),
-        KIND_REQUEST | KIND_RESPONSE => Err(DecodeError::WrongKind {
-            expected: kind_name(expected),
-            found: kind_name(code),
-        }),
-        other => Err(DecodeError::UnknownKind(other)),
+/// Open a v2 message that must be of kind `expected`, with a checksum or
+/// a device-key tag: the kind is checked from the tag byte before the
+/// checksum or any of the body is read. The tag, if any, is returned
+/// unchecked (with the bytes it covers).
+fn open(
+    bytes: &[u8],
+    expected: u8,
+) -> Result<(Reader<'_>, DecodeDictionary, Option<Tagged<'_>>), DecodeError> {
+    let ((), mut r, tag) = open_tagged_frame(bytes, WIRE_V2, READS, |code| {
+        let base = if code > TAGGED { code - TAGGED } else { code };
+        match base {
+            KIND_REQUEST | KIND_RESPONSE if base == expected => Ok((
+                (),
+                if code == base {
+                    Trailer::Checksum
+                } else {
+                    Trailer::Tag
+                },
+            )),
+            KIND_REQUEST | KIND_RESPONSE => Err(DecodeError::WrongKind {
+                expected: kind_name(expected),
+                found: kind_name(code),
+            }),
+            _ => Err(DecodeError::UnknownKind(code)),
+        }
     })?;
     let dict = read_dictionary(&mut r)?;
-    Ok((r, dict))
+    let tagged = tag.map(|tag| Tagged {
+        covered: &bytes[..bytes.len() - tag.len()],
+        tag,
+    });
+    Ok((r, dict, tagged))
 }
 
 fn finish<T>(r: &Reader<'_>, value: T) -> Result<T, DecodeError> {
@@ -309,7 +378,16 @@ fn read_cursor(
 /// A [`DecodeError`] saying what is wrong, including a message of another
 /// kind or wire version.
 pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
-    let (mut r, dict) = open(bytes, KIND_REQUEST)?;
+    decode_request_tagged(bytes).map(|(req, _)| req)
+}
+
+/// [`decode_request`], and the request's device-key tag if it has one
+/// (unchecked: see [`Tagged::verifies`]).
+///
+/// # Errors
+/// As [`decode_request`].
+pub fn decode_request_tagged(bytes: &[u8]) -> Result<(Request, Option<Tagged<'_>>), DecodeError> {
+    let (mut r, dict, tagged) = open(bytes, KIND_REQUEST)?;
     let site = dict.site(&mut r, "request sender")?;
     let flags = r.u8("request flags")?;
     if flags & !(FLAG_RELAYS | FLAG_CURSOR) != 0 {
@@ -357,12 +435,15 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
     }
     finish(
         &r,
-        Request {
-            site,
-            relays,
-            cursor,
-            uploads,
-        },
+        (
+            Request {
+                site,
+                relays,
+                cursor,
+                uploads,
+            },
+            tagged,
+        ),
     )
 }
 
@@ -372,7 +453,16 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
 /// A [`DecodeError`] saying what is wrong, including a message of another
 /// kind or wire version.
 pub fn decode_response(bytes: &[u8]) -> Result<Response, DecodeError> {
-    let (mut r, dict) = open(bytes, KIND_RESPONSE)?;
+    decode_response_tagged(bytes).map(|(resp, _)| resp)
+}
+
+/// [`decode_response`], and the response's device-key tag if it has one
+/// (unchecked: see [`Tagged::verifies`]).
+///
+/// # Errors
+/// As [`decode_response`].
+pub fn decode_response_tagged(bytes: &[u8]) -> Result<(Response, Option<Tagged<'_>>), DecodeError> {
+    let (mut r, dict, tagged) = open(bytes, KIND_RESPONSE)?;
     let to = dict.site(&mut r, "response recipient")?;
     let from = dict.site(&mut r, "response sender")?;
     let flags = r.u8("response flags")?;
@@ -405,14 +495,17 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, DecodeError> {
     };
     finish(
         &r,
-        Response {
-            to,
-            from,
-            base,
-            position,
-            ack,
-            payload,
-        },
+        (
+            Response {
+                to,
+                from,
+                base,
+                position,
+                ack,
+                payload,
+            },
+            tagged,
+        ),
     )
 }
 

@@ -32,7 +32,7 @@ macro_rules! check {
     };
 }
 
-/// Outbox, link, log and registry primitives on a fresh store.
+/// Outbox, link, log, registry and device-key primitives on a fresh store.
 ///
 /// # Errors
 /// A description of the first case the store gets wrong.
@@ -211,6 +211,29 @@ pub fn log_primitives<S: LogStore + ?Sized>(store: &mut S) -> Result<(), String>
         reg.len() == 1 && reg.get(&b) == 10,
         "zero entries are not in the registry: {reg:?}"
     );
+
+    // Device keys: per site, replaced, removed.
+    let (k1, k2) = (
+        crate::auth::DeviceKey::from_bytes(&[1; 32]).map_err(e)?,
+        crate::auth::DeviceKey::from_bytes(&[2; 32]).map_err(e)?,
+    );
+    check!(
+        store.device_key(a).map_err(e)?.is_none(),
+        "no device key before one is stored"
+    );
+    store.set_device_key(a, Some(&k1)).map_err(e)?;
+    store.set_device_key(b, Some(&k1)).map_err(e)?;
+    store.set_device_key(a, Some(&k2)).map_err(e)?;
+    check!(
+        store.device_key(a).map_err(e)? == Some(k2.clone()),
+        "a stored key is replaced"
+    );
+    store.set_device_key(b, None).map_err(e)?;
+    check!(
+        store.device_key(b).map_err(e)?.is_none() && store.device_key(a).map_err(e)? == Some(k2),
+        "a removed key is gone, the others stay"
+    );
+    store.set_device_key(a, None).map_err(e)?;
     Ok(())
 }
 

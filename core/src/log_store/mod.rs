@@ -6,6 +6,7 @@
 //! indexed statements: nothing here scans the fleet. A sync touches the
 //! asker's registry entry, the outbox, and the log range it needs.
 
+use crate::auth::DeviceKey;
 use crate::changes::Changes;
 use crate::codec::v2::{Cursor, OutboxEntry};
 use crate::codec::Batch;
@@ -124,6 +125,13 @@ pub trait LogStore: Store {
     /// The whole registry (for a relay's snapshot: O(origins), by design
     /// only on the relay path).
     fn registry(&mut self) -> Result<VersionVector>;
+
+    /// The device key stored for `site` ([`crate::auth`]): on a hub, the
+    /// key enrolled for a device; on a replica, its own key under its own
+    /// site id.
+    fn device_key(&mut self, site: SiteId) -> Result<Option<DeviceKey>>;
+    /// Store `key` for `site`, or remove the site's key (`None`).
+    fn set_device_key(&mut self, site: SiteId, key: Option<&DeviceKey>) -> Result<()>;
 
     /// Called once by a serve before it touches any cell, with whether it
     /// will answer with a snapshot: a store whose serves run in parallel

@@ -201,14 +201,23 @@ fn receive_block(t: &TrackedTable, group: Group, cells: &BTreeMap<Key, u64>) -> 
         &args,
     )?;
     if updated < cells.len() as u64 {
-        create_missing(t, group, cells)?;
+        create_missing(t, group, cells, updated)?;
     }
     Ok(cells.len() as u64)
 }
 
 /// Insert rows for deltas whose row is missing; park them when the row
-/// cannot be created (a constraint of the other columns fails).
-fn create_missing(t: &TrackedTable, group: Group, cells: &BTreeMap<Key, u64>) -> Result<()> {
+/// cannot be created (a constraint of the other columns fails). A row that
+/// exists but was not updated (`updated` of the cells were) was hidden from
+/// the caller's `UPDATE` — by row-level security, a rule or a trigger —
+/// and its delta would be lost: the message is refused
+/// ([`ProtocolError::WriteRefused`]).
+fn create_missing(
+    t: &TrackedTable,
+    group: Group,
+    cells: &BTreeMap<Key, u64>,
+    updated: u64,
+) -> Result<()> {
     let n = t.keys.len();
     let missing = rows(
         &format!(
@@ -225,6 +234,14 @@ fn create_missing(t: &TrackedTable, group: Group, cells: &BTreeMap<Key, u64>) ->
         &key_arrays(&t.shape, cells.iter().map(|(k, d)| (k, *d)), true),
         |r| Ok((t.read_key(r, 1)?, get::<i64>(r, n + 1)? as u64)),
     )?;
+    let skipped = (cells.len() - missing.len()) as u64 - updated.min(cells.len() as u64);
+    if updated + (missing.len() as u64) < cells.len() as u64 {
+        return Err(ProtocolError::WriteRefused {
+            table: t.table.clone(),
+            column: t.column.clone(),
+            rows: skipped,
+        });
+    }
     if missing.is_empty() {
         return Ok(());
     }

@@ -21,6 +21,7 @@
 //! [`LOG_TRIMMED`] bounds the log from below: every position at or below
 //! it is gone. Only the numbering transaction trims.
 
+use atomik_core::auth::DeviceKey;
 use atomik_core::codec::v2::{Cursor, OutboxEntry};
 use atomik_core::error::Result;
 use atomik_core::log_store::{LogAppend, LogBounds, LogStore};
@@ -370,6 +371,30 @@ impl LogStore for PgStore {
             },
         )?;
         Ok(entries.into_iter().collect())
+    }
+
+    fn device_key(&mut self, site: SiteId) -> Result<Option<DeviceKey>> {
+        let found = rows(
+            "SELECT key FROM atomik.device_keys WHERE site = $1",
+            &[site_arg(site)],
+            |r| get::<Vec<u8>>(r, 1),
+        )?;
+        found.first().map(|k| DeviceKey::from_bytes(k)).transpose()
+    }
+
+    fn set_device_key(&mut self, site: SiteId, key: Option<&DeviceKey>) -> Result<()> {
+        match key {
+            None => exec(
+                "DELETE FROM atomik.device_keys WHERE site = $1",
+                &[site_arg(site)],
+            )?,
+            Some(k) => exec(
+                "INSERT INTO atomik.device_keys (site, key) VALUES ($1, $2)
+                 ON CONFLICT (site) DO UPDATE SET key = EXCLUDED.key",
+                &[site_arg(site), DatumWithOid::from(k.as_bytes().as_slice())],
+            )?,
+        };
+        Ok(())
     }
 
     /// Takes the serve's table lock on `atomik.log_pending` before any row

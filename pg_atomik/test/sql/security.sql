@@ -75,9 +75,39 @@ SELECT show_error($$SELECT atomik_sync(req) FROM msg_rls$$);
 RESET ROLE;
 SELECT id, c FROM rls_t ORDER BY id;
 
-DROP TABLE msg, msg_rls, rls_t, inv;
+-- A policy that lets the role see a row but not update it: the UPDATE
+-- skips the row without an error, and the delta must not be lost — the
+-- whole message is refused (42501) and nothing of it is applied.
+CREATE TABLE rls_u (id bigint PRIMARY KEY, c atomik);
+SELECT atomik_track('rls_u', 'c');
+INSERT INTO rls_u VALUES (1, atomik_add(1)), (500, atomik_add(1));
+ALTER TABLE rls_u ENABLE ROW LEVEL SECURITY;
+CREATE POLICY see_all ON rls_u FOR SELECT USING (true);
+CREATE POLICY update_low ON rls_u FOR UPDATE USING (id < 100) WITH CHECK (id < 100);
+GRANT SELECT, UPDATE, INSERT ON rls_u TO atomik_reader;
+DROP DATABASE IF EXISTS atomik_sec_device2;
+CREATE DATABASE atomik_sec_device2;
+
+\c atomik_sec_device2
+CREATE EXTENSION pg_atomik;
+CREATE TABLE rls_u (id bigint PRIMARY KEY, c atomik);
+SELECT atomik_track('rls_u', 'c');
+INSERT INTO rls_u VALUES (1, atomik_add(7)), (500, atomik_add(7));
+SELECT atomik_sync_request() AS req_rls_u \gset
+
+\c atomik_regress
+CREATE TABLE msg_rls_u AS SELECT :'req_rls_u'::bytea AS req;
+GRANT SELECT ON msg_rls_u TO atomik_reader;
+SET ROLE atomik_reader;
+SELECT show_error($$SELECT atomik_sync(req) FROM msg_rls_u$$);
+RESET ROLE;
+SELECT id, c FROM rls_u ORDER BY id;
+SELECT count(*) AS origins FROM atomik.registry WHERE seq > 0;
+
+DROP TABLE msg, msg_rls, rls_t, inv, msg_rls_u, rls_u;
 DROP EXTENSION pg_atomik;
 DROP OWNED BY atomik_reader;
 DROP ROLE atomik_reader;
 \c postgres
 DROP DATABASE atomik_sec_device;
+DROP DATABASE atomik_sec_device2;

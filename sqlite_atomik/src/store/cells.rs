@@ -74,6 +74,18 @@ impl SqliteStore<'_> {
         Ok(())
     }
 
+    /// Forget the write record of every tracked cell of a row that a remote
+    /// delta created: the insert triggers took the row's cells — this
+    /// column's and the other tracked columns' defaults — for local writes,
+    /// but nothing of it was written here, so nothing of it ships again.
+    fn forget_row_written(&self, t: &Tracked, key: &Key) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(&t.forget_row).map_err(se)?;
+        stmt.raw_bind_parameter(1, t.cid).map_err(se)?;
+        bind_key(&mut stmt, 2, key).map_err(se)?;
+        stmt.raw_execute().map_err(se)?;
+        Ok(())
+    }
+
     /// Fold one remote delta into its cell's reference (rule 1), creating
     /// the cell or row, or parking the delta when the row cannot be created.
     /// The common case is one `UPDATE` by primary key.
@@ -105,7 +117,7 @@ impl SqliteStore<'_> {
                     .map_err(se)?;
                 bind_key(&mut ins, 2, key).map_err(se)?;
                 match ins.raw_execute() {
-                    Ok(_) => self.forget_written(t, key),
+                    Ok(_) => self.forget_row_written(t, key),
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == ErrorCode::ConstraintViolation =>
                     {

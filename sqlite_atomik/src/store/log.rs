@@ -5,6 +5,7 @@
 //! Batches are kept as v1 batch messages (the core codec's canonical
 //! bytes), decoded on read; every statement is one indexed range.
 
+use atomik_core::auth::DeviceKey;
 use atomik_core::codec::v2::{Cursor, OutboxEntry};
 use atomik_core::codec::{decode, encode, Batch, Message};
 use atomik_core::error::Result;
@@ -274,5 +275,36 @@ impl LogStore for SqliteStore<'_> {
             v.set(site_from(&site, "atomik_registry")?, seq as u64);
         }
         Ok(v)
+    }
+
+    fn device_key(&mut self, site: SiteId) -> Result<Option<DeviceKey>> {
+        let key: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT key FROM atomik_device_keys WHERE site = ?1")
+            .and_then(|mut s| {
+                s.query_row([site.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(se)?;
+        key.map(|k| DeviceKey::from_bytes(&k)).transpose()
+    }
+
+    fn set_device_key(&mut self, site: SiteId, key: Option<&DeviceKey>) -> Result<()> {
+        match key {
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM atomik_device_keys WHERE site = ?1")
+                .and_then(|mut s| s.execute([site.as_bytes().as_slice()])),
+            Some(k) => self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO atomik_device_keys(site, key) VALUES (?1, ?2)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![site.as_bytes().as_slice(), k.as_bytes().as_slice()])
+                }),
+        }
+        .map_err(se)?;
+        Ok(())
     }
 }

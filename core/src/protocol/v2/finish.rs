@@ -1,13 +1,13 @@
 //! `atomik_sync_finish(response)`: apply a v2 response exactly once.
 
-use crate::codec::v2::{decode_response, Cursor, Payload, Response};
+use crate::codec::v2::{decode_response_tagged, Cursor, Payload, Response};
 use crate::error::{ProtocolError, Result};
 use crate::log_store::LogStore;
 use crate::site::{SiteId, VersionVector};
 use crate::Changes;
 
 use super::super::apply::check_tracked;
-use super::{apply_once, flag, number, settings, trim, Applied, Source};
+use super::{apply_once, authenticate, flag, number, settings, trim, Applied, Source};
 
 /// Apply a v2 response. The acknowledgement always counts (it is true
 /// whenever it was computed); the payload is applied only if the cursor
@@ -15,12 +15,14 @@ use super::{apply_once, flag, number, settings, trim, Applied, Source};
 /// duplicated or reordered response applies nothing and returns 0.
 ///
 /// # Errors
-/// Decode errors, a response addressed to another replica, a relay's
+/// Decode errors, a response addressed to another replica, one refused
+/// for its device-key authentication
+/// ([`ProtocolError::UnauthenticatedResponse`]), a relay's
 /// response from a hub other than its upstream, an ack beyond what this
 /// replica sent, tracking and group errors, a snapshot that lacks
 /// acknowledged own batches; the caller rolls back.
 pub fn finish_sync<S: LogStore + ?Sized>(store: &mut S, response: &[u8], now: u64) -> Result<u64> {
-    let resp = decode_response(response)?;
+    let (resp, tagged) = decode_response_tagged(response)?;
     let site = store.site_id()?;
     if resp.to != site {
         return Err(ProtocolError::NotAddressedHere {
@@ -28,6 +30,7 @@ pub fn finish_sync<S: LogStore + ?Sized>(store: &mut S, response: &[u8], now: u6
             this: site,
         });
     }
+    authenticate::check_response(store, site, resp.from, tagged)?;
     let hub = flag(store, settings::HUB)?;
     let link = store.link()?;
     if hub {

@@ -25,13 +25,15 @@
 //! caller rolls back and nothing of the call is applied. `ARCHITECTURE.md`
 //! ("Protocol v2") gives the rules and why each is needed.
 
+mod authenticate;
 mod finish;
 mod serve;
 
+pub use authenticate::{require_device_keys, set_device_key};
 pub use finish::finish_sync;
 pub use serve::serve_sync;
 
-use crate::codec::v2::{encode_request, OutboxEntry, Request};
+use crate::codec::v2::{encode_request_with, encode_response_with, OutboxEntry, Request};
 use crate::error::{ProtocolError, Result};
 use crate::log_store::{LogAppend, LogStore};
 use crate::site::SiteId;
@@ -69,6 +71,9 @@ pub mod settings {
     pub const HORIZON_SECS: &str = "horizon_secs";
     /// Default horizon: 30 days.
     pub const DEFAULT_HORIZON_SECS: u64 = 30 * 24 * 3600;
+    /// Set on a hub that serves only sites with an enrolled device key
+    /// ([`crate::auth`]).
+    pub const REQUIRE_KEYS: &str = "v2_require_keys";
 }
 
 fn flag<S: LogStore + ?Sized>(store: &mut S, name: &str) -> Result<bool> {
@@ -180,12 +185,16 @@ pub fn sync_request<S: LogStore + ?Sized>(store: &mut S, now: u64) -> Result<Vec
         store.set_setting(settings::UPSTREAM, Some(now))?;
     }
     seal(store, now)?;
-    Ok(encode_request(&Request {
-        site,
-        relays: flag(store, settings::HUB)?,
-        cursor: store.link()?,
-        uploads: store.outbox()?,
-    }))
+    let key = authenticate::own_key(store)?;
+    Ok(encode_request_with(
+        &Request {
+            site,
+            relays: flag(store, settings::HUB)?,
+            cursor: store.link()?,
+            uploads: store.outbox()?,
+        },
+        key.as_ref(),
+    ))
 }
 
 /// Where a batch applied on a hub came from.
@@ -266,12 +275,16 @@ fn trim<S: LogStore + ?Sized>(store: &mut S, now: u64) -> Result<()> {
 /// # Errors
 /// Store errors.
 pub fn position_message<S: LogStore + ?Sized>(store: &mut S) -> Result<Vec<u8>> {
-    Ok(encode_request(&Request {
-        site: store.site_id()?,
-        relays: flag(store, settings::HUB)?,
-        cursor: store.link()?,
-        uploads: Vec::new(),
-    }))
+    let key = authenticate::own_key(store)?;
+    Ok(encode_request_with(
+        &Request {
+            site: store.site_id()?,
+            relays: flag(store, settings::HUB)?,
+            cursor: store.link()?,
+            uploads: Vec::new(),
+        },
+        key.as_ref(),
+    ))
 }
 
 /// `atomik_changes(position)`: what a replica standing at `position` (an
@@ -283,7 +296,7 @@ pub fn position_message<S: LogStore + ?Sized>(store: &mut S) -> Result<Vec<u8>> 
 /// [`ProtocolError::NotServing`] on a replica that is not a hub; decode errors; a message that carries uploads (that is a sync request:
 /// send it to `atomik_sync`); store errors.
 pub fn changes_for<S: LogStore + ?Sized>(store: &mut S, position: &[u8]) -> Result<Vec<u8>> {
-    let req = crate::codec::v2::decode_request(position)?;
+    let (req, tagged) = crate::codec::v2::decode_request_tagged(position)?;
     if !req.uploads.is_empty() {
         return Err(ProtocolError::Decode(crate::DecodeError::Malformed(format!(
             "atomik_changes takes a position (atomik_vector()), but this request uploads {} batches: send it to atomik_sync",
@@ -297,11 +310,12 @@ pub fn changes_for<S: LogStore + ?Sized>(store: &mut S, position: &[u8]) -> Resu
     if !flag(store, settings::HUB)? {
         return Err(ProtocolError::NotServing(site));
     }
+    let key = authenticate::check_request(store, req.site, tagged)?;
     let bounds = store.log_bounds()?;
     store.begin_serve(serve::usable_cursor(&req, site, bounds).is_none())?;
     let ack = store.registry_seq(req.site)?;
     let response = serve::respond(store, site, &req, ack)?;
-    Ok(crate::codec::v2::encode_response(&response))
+    Ok(encode_response_with(&response, key.as_ref()))
 }
 
 /// `atomik_apply(bytes)` in protocol v2: apply a response (from

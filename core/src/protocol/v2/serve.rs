@@ -2,13 +2,15 @@
 
 use std::collections::BTreeSet;
 
-use crate::codec::v2::{decode_request, encode_response, Cursor, Payload, Request, Response};
+use crate::codec::v2::{
+    decode_request_tagged, encode_response_with, Cursor, Payload, Request, Response,
+};
 use crate::error::{ProtocolError, Result};
 use crate::log_store::{LogBounds, LogStore};
 use crate::site::SiteId;
 use crate::Batch;
 
-use super::{apply_once, flag, number, seal, settings, trim, Applied, Source};
+use super::{apply_once, authenticate, flag, number, seal, settings, trim, Applied, Source};
 
 /// Serve a v2 sync request: seal the hub's own pending writes, apply the
 /// uploads exactly once, and answer with what the asker lacks — the log
@@ -18,15 +20,16 @@ use super::{apply_once, flag, number, seal, settings, trim, Applied, Source};
 /// grows with the fleet (a relay's snapshot carries the registry).
 ///
 /// # Errors
-/// Decode errors (a message of another kind or version included),
-/// tracking and group errors, a request of this replica
-/// or of its own upstream; the caller rolls back.
+/// Decode errors (a message of another kind or version included), a
+/// request refused for its device-key authentication
+/// ([`ProtocolError::Unauthenticated`]), tracking and group errors, a
+/// request of this replica or of its own upstream; the caller rolls back.
 pub fn serve_sync<S: LogStore + ?Sized>(
     store: &mut S,
     request: &[u8],
     now: u64,
 ) -> Result<Vec<u8>> {
-    let req = decode_request(request)?;
+    let (req, tagged) = decode_request_tagged(request)?;
     let site = store.site_id()?;
     if req.site == site {
         return Err(ProtocolError::OwnRequest(site));
@@ -34,6 +37,7 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     if store.link()?.is_some_and(|l| l.hub == req.site) {
         return Err(ProtocolError::UpstreamCycle(req.site));
     }
+    let key = authenticate::check_request(store, req.site, tagged)?;
     // Locks first (a store whose serves run in parallel takes them here,
     // before any write), then the first serve's role change and the seal.
     let from_log = usable_cursor(&req, site, store.log_bounds()?);
@@ -85,7 +89,10 @@ pub fn serve_sync<S: LogStore + ?Sized>(
     };
     // Retention last: what this serve read was retained when it read it.
     trim(store, now)?;
-    Ok(encode_response(&answer(&req, site, position, ack, payload)))
+    Ok(encode_response_with(
+        &answer(&req, site, position, ack, payload),
+        key.as_ref(),
+    ))
 }
 
 /// The response to `req` from this hub (`site`).
