@@ -257,6 +257,17 @@ pub enum ProtocolError {
         /// How many rows were skipped.
         rows: u64,
     },
+    /// A replica holds as many parked cells as it may (see
+    /// [`crate::store::MAX_PARKED`]): a message that would park another is
+    /// refused whole.
+    #[error("this replica already holds {limit} parked deltas (deltas for rows it cannot create, re-checked at every sync); refusing more: create those rows, or raise the limit with atomik_max_parked(n)")]
+    ParkedFull {
+        /// The limit.
+        limit: u64,
+    },
+    /// A setting given a value it cannot take.
+    #[error("{0}")]
+    BadSetting(String),
     /// Text that is not a site id.
     #[error("{0}")]
     BadSiteId(String),

@@ -328,6 +328,10 @@ impl MemoryStore {
                 delta: column.group,
             });
         }
+        if !self.parked.contains_key(&(column.clone(), key.clone())) {
+            let limit = self.settings.get(crate::store::MAX_PARKED).copied();
+            crate::store::check_parked_room(self.parked.len() as u64, limit)?;
+        }
         let slot = self
             .parked
             .entry((column.clone(), key.clone()))

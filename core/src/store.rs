@@ -7,7 +7,7 @@
 //! caller rolls the transaction back, so nothing of it is applied.
 
 use crate::changes::Changes;
-use crate::error::Result;
+use crate::error::{ProtocolError, Result};
 use crate::group::Group;
 use crate::key::KeyShape;
 use crate::site::SiteId;
@@ -107,6 +107,28 @@ pub fn tracked_group(
             )),
         },
     }
+}
+
+/// The setting that bounds how many cells a replica keeps parked (deltas
+/// for rows it cannot create): each sync re-checks them all, and a hostile
+/// uploader could otherwise grow them without end.
+pub const MAX_PARKED: &str = "max_parked";
+
+/// The bound when [`MAX_PARKED`] is not set.
+pub const DEFAULT_MAX_PARKED: u64 = 10_000;
+
+/// Whether one more cell may be parked, with `parked` cells parked already
+/// and the [`MAX_PARKED`] setting `limit` (a delta for a cell already
+/// parked combines with it and needs no room).
+///
+/// # Errors
+/// [`ProtocolError::ParkedFull`]: the message is refused whole.
+pub fn check_parked_room(parked: u64, limit: Option<u64>) -> Result<()> {
+    let limit = limit.unwrap_or(DEFAULT_MAX_PARKED);
+    if parked >= limit {
+        return Err(ProtocolError::ParkedFull { limit });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

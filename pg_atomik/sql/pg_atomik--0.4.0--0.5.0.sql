@@ -18,6 +18,9 @@
 --   atomik_set_device_key, atomik_new_device_key, atomik_require_device_keys
 --   (sync messages tagged with a per-device key, for transports without
 --   TLS and tokens).
+-- * Parked deltas are bounded (max_parked, 10,000 unless set): a message
+--   that would park more cells is refused. New functions atomik_horizon()
+--   / atomik_horizon(secs) and atomik_max_parked() / atomik_max_parked(n).
 -- The other functions keep their names, types and C symbols.
 
 REVOKE INSERT ON atomik.new_cells, atomik.dirty FROM PUBLIC;
@@ -88,3 +91,31 @@ COMMENT ON FUNCTION atomik_set_device_key(text, bytea) IS 'store (or with NULL r
 COMMENT ON FUNCTION atomik_new_device_key() IS 'a new random 32-byte device key';
 COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
 COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';
+
+-- Companions of two settings: the log's retention horizon (horizon_secs)
+-- and the bound on parked cells (max_parked: a message that would park
+-- more is refused, SQLSTATE 54000).
+CREATE  FUNCTION "atomik_horizon"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_horizon_get_wrapper';
+CREATE  FUNCTION "atomik_max_parked"(
+	"n" bigint /* i64 */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_max_parked_set_wrapper';
+CREATE  FUNCTION "atomik_horizon"(
+	"secs" bigint /* i64 */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_horizon_set_wrapper';
+CREATE  FUNCTION "atomik_max_parked"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_max_parked_get_wrapper';
+COMMENT ON FUNCTION atomik_horizon() IS 'hub: seconds log entries are kept (30 days unless set)';
+COMMENT ON FUNCTION atomik_horizon(bigint) IS 'hub: set the seconds log entries are kept; the new value';
+COMMENT ON FUNCTION atomik_max_parked() IS 'how many cells may be kept parked (deltas for rows that cannot be created; 10000 unless set)';
+COMMENT ON FUNCTION atomik_max_parked(bigint) IS 'set the parked-cell limit; a message that would park more is refused; the new value';

@@ -324,21 +324,6 @@ AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:244
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT[] /* Vec < Option < String > > */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/deferred/mod.rs:225
 -- pg_atomik::deferred::atomik_defer
 -- requires:
@@ -371,14 +356,18 @@ AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:252
--- pg_atomik::deferred::atomik_fold_deferred
+-- src/deferred/mod.rs:244
+-- pg_atomik::deferred::atomik_live
 -- requires:
 --   deferred_buffer
-CREATE  FUNCTION "atomik_fold_deferred"() RETURNS bigint /* i64 */
-STRICT 
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT[] /* Vec < Option < String > > */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_fold_deferred_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -413,6 +402,17 @@ AS 'MODULE_PATHNAME', 'atomik_defer_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/deferred/mod.rs:252
+-- pg_atomik::deferred::atomik_fold_deferred
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_fold_deferred"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_fold_deferred_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/deferred/mod.rs:270
 -- requires:
 --   atomik_defer_int
@@ -434,54 +434,6 @@ COMMENT ON FUNCTION atomik_fold_deferred() IS 'fold committed deferred deltas in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:108
--- pg_atomik::replication::atomik_apply
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_apply"(
-	"batch" bytea /* & [u8] */
-) RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:158
--- pg_atomik::replication::atomik_require_device_keys
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_require_device_keys"() RETURNS bigint /* i64 */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_require_device_keys_get_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:101
--- pg_atomik::replication::atomik_changes
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_changes"(
-	"vector" bytea /* & [u8] */
-) RETURNS bytea /* Vec < u8 > */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_changes_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:134
--- pg_atomik::replication::atomik_make_relay
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/replication.rs:167
 -- pg_atomik::replication::atomik_require_device_keys
 -- requires:
@@ -492,6 +444,28 @@ CREATE  FUNCTION "atomik_require_device_keys"(
 STRICT  
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_require_device_keys_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:85
+-- pg_atomik::replication::atomik_seal
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_seal"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:176
+-- pg_atomik::replication::atomik_horizon
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_horizon"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_horizon_get_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -509,27 +483,88 @@ AS 'MODULE_PATHNAME', 'atomik_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:85
--- pg_atomik::replication::atomik_seal
+-- src/replication.rs:108
+-- pg_atomik::replication::atomik_apply
 -- requires:
 --   state_tables
-CREATE  FUNCTION "atomik_seal"() RETURNS bigint /* i64 */
+CREATE  FUNCTION "atomik_apply"(
+	"batch" bytea /* & [u8] */
+) RETURNS bigint /* i64 */
 STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:145
--- pg_atomik::value_fns::atomik_pending
+-- src/replication.rs:195
+-- pg_atomik::replication::atomik_max_parked
 -- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_pending"(
-	"a" atomik /* Atomik */
+--   state_tables
+CREATE  FUNCTION "atomik_max_parked"(
+	"n" bigint /* i64 */
 ) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
+STRICT  
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_pending_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_max_parked_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:182
+-- pg_atomik::replication::atomik_horizon
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_horizon"(
+	"secs" bigint /* i64 */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_horizon_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:134
+-- pg_atomik::replication::atomik_make_relay
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:101
+-- pg_atomik::replication::atomik_changes
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_changes"(
+	"vector" bytea /* & [u8] */
+) RETURNS bytea /* Vec < u8 > */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_changes_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:158
+-- pg_atomik::replication::atomik_require_device_keys
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_require_device_keys"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_get_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:189
+-- pg_atomik::replication::atomik_max_parked
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_max_parked"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_max_parked_get_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -586,56 +621,17 @@ AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:177
--- pg_atomik::value_fns::atomik_eq
+-- src/value_fns.rs:183
+-- pg_atomik::value_fns::atomik_ne
 -- requires:
 --   atomik_type
-CREATE  FUNCTION "atomik_eq"(
+CREATE  FUNCTION "atomik_ne"(
 	"a" atomik, /* Atomik */
 	"b" atomik /* Atomik */
 ) RETURNS bool /* bool */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:190
--- pg_atomik::value_fns::atomik_hash
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_hash"(
-	"a" atomik /* Atomik */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_hash_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:151
--- pg_atomik::value_fns::atomik_group
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_group"(
-	"a" atomik /* Atomik */
-) RETURNS TEXT /* & '_ str */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:157
--- pg_atomik::value_fns::atomik_bytes
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_bytes"(
-	"a" atomik /* Atomik */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -653,17 +649,69 @@ AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:183
--- pg_atomik::value_fns::atomik_ne
+-- src/value_fns.rs:145
+-- pg_atomik::value_fns::atomik_pending
 -- requires:
 --   atomik_type
-CREATE  FUNCTION "atomik_ne"(
+CREATE  FUNCTION "atomik_pending"(
+	"a" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_pending_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:190
+-- pg_atomik::value_fns::atomik_hash
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_hash"(
+	"a" atomik /* Atomik */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_hash_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:157
+-- pg_atomik::value_fns::atomik_bytes
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_bytes"(
+	"a" atomik /* Atomik */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:177
+-- pg_atomik::value_fns::atomik_eq
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_eq"(
 	"a" atomik, /* Atomik */
 	"b" atomik /* Atomik */
 ) RETURNS bool /* bool */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:151
+-- pg_atomik::value_fns::atomik_group
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_group"(
+	"a" atomik /* Atomik */
+) RETURNS TEXT /* & '_ str */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -812,7 +860,7 @@ AS 'MODULE_PATHNAME', 'atomik_vector_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:175
+-- src/replication.rs:201
 -- pg_atomik::replication::atomik_version
 CREATE  FUNCTION "atomik_version"() RETURNS TEXT /* & '_ str */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -821,7 +869,7 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:180
+-- src/replication.rs:206
 -- requires:
 --   atomik_site_id
 --   atomik_seal
@@ -837,6 +885,10 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 --   atomik_new_device_key
 --   atomik_require_device_keys_get
 --   atomik_require_device_keys_set
+--   atomik_horizon_get
+--   atomik_horizon_set
+--   atomik_max_parked_get
+--   atomik_max_parked_set
 
 
 COMMENT ON FUNCTION atomik_site_id() IS 'this replica''s site id (32 hex digits)';
@@ -851,6 +903,10 @@ COMMENT ON FUNCTION atomik_make_relay() IS 'make this replica a relay hub (serve
 COMMENT ON FUNCTION atomik_version() IS 'extension version';
 COMMENT ON FUNCTION atomik_set_device_key(text, bytea) IS 'store (or with NULL remove) the 32-byte device key of a site: a hub enrolls a device, a device sets its own; 1 if something changed';
 COMMENT ON FUNCTION atomik_new_device_key() IS 'a new random 32-byte device key';
+COMMENT ON FUNCTION atomik_horizon() IS 'hub: seconds log entries are kept (30 days unless set)';
+COMMENT ON FUNCTION atomik_horizon(bigint) IS 'hub: set the seconds log entries are kept; the new value';
+COMMENT ON FUNCTION atomik_max_parked() IS 'how many cells may be kept parked (deltas for rows that cannot be created; 10000 unless set)';
+COMMENT ON FUNCTION atomik_max_parked(bigint) IS 'set the parked-cell limit; a message that would park more is refused; the new value';
 COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
 COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';
 /* </end connected objects> */
@@ -925,29 +981,16 @@ CREATE SCHEMA IF NOT EXISTS atomik; /* pg_atomik::internal_fns::atomik */
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:137
--- pg_atomik::internal_fns::atomik::pending
+-- src/internal_fns.rs:161
+-- pg_atomik::internal_fns::atomik::group_code
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."pending"(
+CREATE  FUNCTION atomik."group_code"(
 	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
+) RETURNS INT /* i32 */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'pending_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:144
--- pg_atomik::internal_fns::atomik::read
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."read"(
-	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'read_wrapper';
+AS 'MODULE_PATHNAME', 'group_code_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -977,35 +1020,6 @@ AS 'MODULE_PATHNAME', 'sealed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:31
--- pg_atomik::internal_fns::atomik::in_group
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."in_group"(
-	"cell" atomik, /* Option < Atomik > */
-	"grp" INT, /* i32 */
-	"tbl" TEXT, /* & str */
-	"col" TEXT /* & str */
-) RETURNS bool /* bool */
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'in_group_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:161
--- pg_atomik::internal_fns::atomik::group_code
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."group_code"(
-	"cell" atomik /* Atomik */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'group_code_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/internal_fns.rs:48
 -- pg_atomik::internal_fns::atomik::receive
 -- requires:
@@ -1020,6 +1034,32 @@ CREATE  FUNCTION atomik."receive"(
 IMMUTABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'receive_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:151
+-- pg_atomik::internal_fns::atomik::rebase
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."rebase"(
+	"cell" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rebase_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:144
+-- pg_atomik::internal_fns::atomik::read
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."read"(
+	"cell" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'read_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1052,16 +1092,32 @@ AS 'MODULE_PATHNAME', 'defer_apply_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:151
--- pg_atomik::internal_fns::atomik::rebase
+-- src/internal_fns.rs:31
+-- pg_atomik::internal_fns::atomik::in_group
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."rebase"(
+CREATE  FUNCTION atomik."in_group"(
+	"cell" atomik, /* Option < Atomik > */
+	"grp" INT, /* i32 */
+	"tbl" TEXT, /* & str */
+	"col" TEXT /* & str */
+) RETURNS bool /* bool */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'in_group_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:137
+-- pg_atomik::internal_fns::atomik::pending
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."pending"(
 	"cell" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
+) RETURNS bigint /* i64 */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'rebase_wrapper';
+AS 'MODULE_PATHNAME', 'pending_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */

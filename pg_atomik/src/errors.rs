@@ -67,12 +67,13 @@ pub fn protocol_code(e: &ProtocolError) -> PgSqlErrorCode {
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
         }
         ProtocolError::WriteRefused { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ProtocolError::ParkedFull { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ProtocolError::Unauthenticated { .. } | ProtocolError::UnauthenticatedResponse { .. } => {
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
         }
-        ProtocolError::BadSiteId(_) | ProtocolError::DeviceKeyLength(_) => {
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-        }
+        ProtocolError::BadSiteId(_)
+        | ProtocolError::DeviceKeyLength(_)
+        | ProtocolError::BadSetting(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         ProtocolError::Store(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     }
 }

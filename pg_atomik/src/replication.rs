@@ -171,6 +171,32 @@ fn atomik_require_device_keys_set(on: bool) -> i64 {
     }))
 }
 
+/// `atomik_horizon()`: the seconds this hub keeps log entries (30 days
+/// unless set).
+#[pg_extern(name = "atomik_horizon", requires = ["state_tables"])]
+fn atomik_horizon_get() -> i64 {
+    call(false, Mode::Alone, |s| v2::horizon(s, None)) as i64
+}
+
+/// `atomik_horizon(secs)`: set the log's retention horizon; the new value.
+#[pg_extern(name = "atomik_horizon", requires = ["state_tables"])]
+fn atomik_horizon_set(secs: i64) -> i64 {
+    call(false, Mode::Alone, |s| v2::horizon(s, Some(secs))) as i64
+}
+
+/// `atomik_max_parked()`: how many cells this replica may keep parked
+/// (deltas for rows it cannot create; 10,000 unless set).
+#[pg_extern(name = "atomik_max_parked", requires = ["state_tables"])]
+fn atomik_max_parked_get() -> i64 {
+    call(false, Mode::Alone, |s| v2::max_parked(s, None)) as i64
+}
+
+/// `atomik_max_parked(n)`: set the parked-cell limit; the new value.
+#[pg_extern(name = "atomik_max_parked", requires = ["state_tables"])]
+fn atomik_max_parked_set(n: i64) -> i64 {
+    call(false, Mode::Alone, |s| v2::max_parked(s, Some(n))) as i64
+}
+
 /// `atomik_version()`: the extension version.
 #[pg_extern(immutable, parallel_safe)]
 fn atomik_version() -> &'static str {
@@ -191,6 +217,10 @@ COMMENT ON FUNCTION atomik_make_relay() IS 'make this replica a relay hub (serve
 COMMENT ON FUNCTION atomik_version() IS 'extension version';
 COMMENT ON FUNCTION atomik_set_device_key(text, bytea) IS 'store (or with NULL remove) the 32-byte device key of a site: a hub enrolls a device, a device sets its own; 1 if something changed';
 COMMENT ON FUNCTION atomik_new_device_key() IS 'a new random 32-byte device key';
+COMMENT ON FUNCTION atomik_horizon() IS 'hub: seconds log entries are kept (30 days unless set)';
+COMMENT ON FUNCTION atomik_horizon(bigint) IS 'hub: set the seconds log entries are kept; the new value';
+COMMENT ON FUNCTION atomik_max_parked() IS 'how many cells may be kept parked (deltas for rows that cannot be created; 10000 unless set)';
+COMMENT ON FUNCTION atomik_max_parked(bigint) IS 'set the parked-cell limit; a message that would park more is refused; the new value';
 COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
 COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';
 "#,
@@ -209,6 +239,10 @@ COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only site
         atomik_set_device_key,
         atomik_new_device_key,
         atomik_require_device_keys_get,
-        atomik_require_device_keys_set
+        atomik_require_device_keys_set,
+        atomik_horizon_get,
+        atomik_horizon_set,
+        atomik_max_parked_get,
+        atomik_max_parked_set
     ]
 );

@@ -73,6 +73,8 @@ pub const SQL_FUNCTIONS: &[(&str, i32)] = &[
     ("atomik_horizon", 1),
     ("atomik_internal_receive", 3),
     ("atomik_make_relay", 0),
+    ("atomik_max_parked", 0),
+    ("atomik_max_parked", 1),
     ("atomik_new_device_key", 0),
     ("atomik_pending", 1),
     ("atomik_read", 1),

@@ -222,39 +222,31 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             with_store(c, |s| v2::require_device_keys(s, Some(on)).map(i64::from)),
         )
     })?;
-    stateful(conn, "atomik_horizon", 0, |_ctx, c| {
-        run("atomik_horizon", with_store(c, horizon))
-    })?;
-    stateful(conn, "atomik_horizon", 1, |ctx, c| {
-        let f = "atomik_horizon";
-        let secs = match int_arg(ctx, 0, f)? {
-            Some(v) if v > 0 => v as u64,
-            Some(v) => {
-                return Err(fail(
-                    f,
-                    format!("the horizon must be a positive number of seconds, got {v}"),
-                ))
-            }
-            None => {
-                return Err(fail(
-                    f,
-                    "argument 1 must be an INTEGER number of seconds, got NULL",
-                ))
-            }
-        };
-        run(
-            f,
-            with_store(c, |s| {
-                s.set_setting(v2::settings::HORIZON_SECS, Some(secs))?;
-                horizon(s)
-            }),
-        )
-    })?;
+    for name in ["atomik_horizon", "atomik_max_parked"] {
+        stateful(conn, name, 0, move |_ctx, c| {
+            run(
+                name,
+                with_store(c, |s| get_set(name, s, None).map(|v| v as i64)),
+            )
+        })?;
+        stateful(conn, name, 1, move |ctx, c| {
+            let Some(v) = int_arg(ctx, 0, name)? else {
+                return Err(fail(name, "argument 1 must be an INTEGER, got NULL"));
+            };
+            run(
+                name,
+                with_store(c, |s| get_set(name, s, Some(v)).map(|v| v as i64)),
+            )
+        })?;
+    }
     Ok(())
 }
 
-/// The retention horizon in seconds.
-fn horizon(s: &mut SqliteStore<'_>) -> Result<i64, ProtocolError> {
-    Ok(s.setting(v2::settings::HORIZON_SECS)?
-        .unwrap_or(v2::settings::DEFAULT_HORIZON_SECS) as i64)
+/// `atomik_horizon` and `atomik_max_parked`: a numeric setting, read, and
+/// set first when `value` is given.
+fn get_set(name: &str, s: &mut SqliteStore<'_>, value: Option<i64>) -> Result<u64, ProtocolError> {
+    match name {
+        "atomik_horizon" => v2::horizon(s, value),
+        _ => v2::max_parked(s, value),
+    }
 }

@@ -810,3 +810,35 @@ fn rows_created_by_received_deltas_do_not_ship_again() {
     assert_eq!(int(&hub, "SELECT atomik_seal()"), 0, "the hub neither");
     assert!(outbox(&reader).is_empty());
 }
+
+/// Parked deltas (for rows a hub cannot create) are bounded: a message
+/// that would park more than `atomik_max_parked()` cells is refused whole,
+/// so no uploader can grow what every sync re-checks without end.
+#[test]
+fn parked_deltas_are_bounded() {
+    let schema = "CREATE TABLE p(id INTEGER PRIMARY KEY, n BLOB, label TEXT NOT NULL);
+                  SELECT atomik_track('p', 'n');";
+    let hub = replica(schema);
+    let device = replica(schema);
+    assert_eq!(int(&hub, "SELECT atomik_max_parked()"), 10_000);
+    assert_eq!(int(&hub, "SELECT atomik_max_parked(2)"), 2);
+    assert_eq!(
+        err(&hub, "SELECT atomik_max_parked(0)"),
+        "atomik_max_parked: the parked-delta limit must be a positive number, got 0"
+    );
+    device
+        .execute_batch(
+            "INSERT INTO p VALUES (1, atomik_add(1), 'a'), (2, atomik_add(2), 'b'), (3, atomik_add(3), 'c')",
+        )
+        .unwrap();
+    let before = dump(&hub);
+    let req = blob(&device, "SELECT atomik_sync_request()");
+    assert_eq!(
+        serve(&hub, &req).unwrap_err().to_string(),
+        "atomik_sync: this replica already holds 2 parked deltas (deltas for rows it cannot create, re-checked at every sync); refusing more: create those rows, or raise the limit with atomik_max_parked(n)"
+    );
+    assert_eq!(dump(&hub), before, "nothing of the message applied");
+    assert_eq!(int(&hub, "SELECT atomik_max_parked(3)"), 3);
+    serve(&hub, &req).unwrap();
+    assert_eq!(int(&hub, "SELECT count(*) FROM atomik_parked"), 3);
+}

@@ -298,7 +298,17 @@ fn park(t: &TrackedTable, group: Group, key: &Key, delta: u64) -> Result<()> {
             })
         }
         Some((_, d)) => group.combine(*d, delta),
-        None => delta,
+        None => {
+            let parked = rows("SELECT count(*) FROM atomik.parked", &[], |r| {
+                get::<i64>(r, 1)
+            })?;
+            let limit = super::state::setting(atomik_core::store::MAX_PARKED)?;
+            atomik_core::store::check_parked_room(
+                parked.first().copied().unwrap_or(0) as u64,
+                limit,
+            )?;
+            delta
+        }
     };
     exec(
         "INSERT INTO atomik.parked (table_name, column_name, grp, key, delta)

@@ -115,8 +115,34 @@ INSERT INTO atomik.dirty VALUES ('inv', 'stock', '{not-an-integer}');
 SELECT atomik_seal() > 0 AS sealed;
 SELECT count(*) AS left_over FROM atomik.dirty;
 
-DROP TABLE inv, rls_d, mine;
+-- Parked deltas (for rows this replica cannot create) are bounded: a
+-- message that would park more cells than atomik_max_parked() is refused
+-- whole (54000), so no uploader can grow what every sync re-checks.
+SELECT atomik_horizon() AS horizon, atomik_horizon(86400) AS set_horizon;
+SELECT show_error($$SELECT atomik_horizon(0)$$);
+SELECT atomik_max_parked() AS max_parked, atomik_max_parked(2) AS set_max;
+SELECT show_error($$SELECT atomik_max_parked(-1)$$);
+CREATE TABLE p (id bigint PRIMARY KEY, n atomik, label text NOT NULL);
+SELECT atomik_track('p', 'n');
+DROP DATABASE IF EXISTS atomik_hardening_device;
+CREATE DATABASE atomik_hardening_device;
+\c atomik_hardening_device
+CREATE EXTENSION pg_atomik;
+CREATE TABLE p (id bigint PRIMARY KEY, n atomik, label text NOT NULL);
+SELECT atomik_track('p', 'n');
+INSERT INTO p VALUES (1, atomik_add(1), 'a'), (2, atomik_add(2), 'b'), (3, atomik_add(3), 'c');
+SELECT atomik_sync_request() AS req \gset
+\c atomik_regress
+SELECT show_error(format('SELECT atomik_sync(%L::bytea)', :'req'));
+SELECT count(*) AS parked FROM atomik.parked;
+SELECT atomik_max_parked(3) AS raised;
+SELECT atomik_sync(:'req'::bytea) IS NOT NULL AS served;
+SELECT key, delta FROM atomik.parked ORDER BY key;
+
+DROP TABLE inv, rls_d, mine, p;
 DROP EXTENSION pg_atomik;
 
 DROP OWNED BY atomik_app, atomik_viewer, atomik_col;
 DROP ROLE atomik_app, atomik_viewer, atomik_col;
+\c postgres
+DROP DATABASE atomik_hardening_device;

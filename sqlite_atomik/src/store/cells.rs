@@ -160,7 +160,16 @@ impl SqliteStore<'_> {
             })
             .map_err(se)?;
         let total = match existing {
-            None => delta,
+            None => {
+                let parked: i64 = self
+                    .conn
+                    .prepare_cached("SELECT count(*) FROM atomik_parked")
+                    .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                    .map_err(se)?;
+                let limit = atomik_core::Store::setting(self, atomik_core::store::MAX_PARKED)?;
+                atomik_core::store::check_parked_room(parked as u64, limit)?;
+                delta
+            }
             Some((g, d)) => {
                 let parked: Group = g.parse().map_err(|_| {
                     ProtocolError::Store(format!("atomik_parked holds an unknown group \"{g}\""))

@@ -76,6 +76,53 @@ pub mod settings {
     pub const REQUIRE_KEYS: &str = "v2_require_keys";
 }
 
+/// `atomik_horizon([secs])`: the seconds a hub keeps log entries, after
+/// setting them when `secs` is given.
+///
+/// # Errors
+/// [`ProtocolError::BadSetting`] for a horizon below 1; store errors.
+pub fn horizon<S: LogStore + ?Sized>(store: &mut S, secs: Option<i64>) -> Result<u64> {
+    positive_setting(
+        store,
+        settings::HORIZON_SECS,
+        settings::DEFAULT_HORIZON_SECS,
+        secs,
+        "the horizon must be a positive number of seconds",
+    )
+}
+
+/// `atomik_max_parked([n])`: how many cells this replica may keep parked
+/// ([`crate::store::MAX_PARKED`]), after setting it when `n` is given.
+///
+/// # Errors
+/// [`ProtocolError::BadSetting`] for a limit below 1; store errors.
+pub fn max_parked<S: LogStore + ?Sized>(store: &mut S, n: Option<i64>) -> Result<u64> {
+    positive_setting(
+        store,
+        crate::store::MAX_PARKED,
+        crate::store::DEFAULT_MAX_PARKED,
+        n,
+        "the parked-delta limit must be a positive number",
+    )
+}
+
+fn positive_setting<S: LogStore + ?Sized>(
+    store: &mut S,
+    name: &str,
+    default: u64,
+    value: Option<i64>,
+    must: &str,
+) -> Result<u64> {
+    if let Some(v) = value {
+        let v = u64::try_from(v)
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| ProtocolError::BadSetting(format!("{must}, got {v}")))?;
+        store.set_setting(name, Some(v))?;
+    }
+    Ok(store.setting(name)?.unwrap_or(default))
+}
+
 fn flag<S: LogStore + ?Sized>(store: &mut S, name: &str) -> Result<bool> {
     Ok(store.setting(name)?.is_some())
 }
