@@ -191,7 +191,9 @@ async fn pool_call(
                         };
                         let mut detail =
                             format!("{} (SQLSTATE {})", db.message(), db.code().code());
-                        if let Some(d) = db.detail() {
+                        // pg_atomik's errors raised through a Rust panic carry
+                        // its backtrace as DETAIL: not for the log.
+                        if let Some(d) = db.detail().filter(|d| !is_backtrace(d)) {
                             detail.push_str(&format!("; detail: {d}"));
                         }
                         if let Some(role) = role {
@@ -216,6 +218,11 @@ async fn pool_call(
     Err(unavailable(last))
 }
 
+/// Whether a DETAIL is a Rust backtrace (frames `0: …`, `1: …`).
+fn is_backtrace(detail: &str) -> bool {
+    detail.trim_start().starts_with("0: ")
+}
+
 /// `BEGIN; SET LOCAL ROLE "role"; <sql>; COMMIT` (the role name was
 /// validated when the token was).
 async fn as_role(
@@ -233,4 +240,15 @@ async fn as_role(
     };
     tx.commit().await?;
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backtraces_are_told_from_details() {
+        assert!(super::is_backtrace(
+            "\n   0: std::thread::local::LocalKey<T>::with\n   1: pgrx"
+        ));
+        assert!(!super::is_backtrace("Key (id)=(5) already exists."));
+    }
 }
