@@ -1,5 +1,5 @@
-//! pg_atomik's own tables in schema `atomik`: their OIDs, and running a
-//! statement as their owner.
+//! pg_atomik's own tables in schema `atomik`: their OIDs, running a
+//! statement as their owner, and appending a row to one directly.
 //!
 //! Since 0.5.0 no role but the owner has privileges on most of them, so
 //! the extension's code that must write or read one on behalf of a role
@@ -77,4 +77,60 @@ pub fn as_owner_of<T>(relid: Oid, f: impl FnOnce() -> T) -> T {
         pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32)
     };
     f()
+}
+
+/// Append one row of `values` to the relation `relid` with a heap insert
+/// (no executor, no privilege check: the caller has checked the rights
+/// the row stands for). For append-only tables with no index, trigger,
+/// rule or default, whose checks the caller's values satisfy by
+/// construction. The relation must have exactly these columns, in order,
+/// of these types, none dropped.
+///
+/// # Errors
+/// A relation of another shape (an extension not yet updated), with
+/// `what` naming it; a value without a datum.
+pub fn heap_append(
+    relid: Oid,
+    values: Vec<(Option<pg_sys::Datum>, Oid)>,
+    what: &str,
+) -> Result<()> {
+    let mut datums = Vec::with_capacity(values.len());
+    let mut types = Vec::with_capacity(values.len());
+    for (datum, ty) in values {
+        datums.push(
+            datum
+                .ok_or_else(|| ProtocolError::store(format!("a value for {what} has no datum")))?,
+        );
+        types.push(ty);
+    }
+    let mut nulls = vec![false; datums.len()];
+    let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
+    // SAFETY: the relation is opened with RowExclusiveLock (as INSERT
+    // does) and closed below; the tuple is formed from its own descriptor
+    // after checking that it has exactly these columns with these types.
+    let shaped = unsafe {
+        let rel = pg_sys::table_open(relid, lock);
+        let desc = (*rel).rd_att;
+        let n = types.len();
+        let shaped = usize::try_from((*desc).natts) == Ok(n)
+            && (*desc)
+                .attrs
+                .as_slice(n)
+                .iter()
+                .zip(&types)
+                .all(|(att, ty)| !att.attisdropped && att.atttypid == *ty);
+        if shaped {
+            let tuple = pg_sys::heap_form_tuple(desc, datums.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::simple_heap_insert(rel, tuple);
+            pg_sys::heap_freetuple(tuple);
+        }
+        pg_sys::table_close(rel, lock);
+        shaped
+    };
+    if !shaped {
+        return Err(ProtocolError::store(format!(
+            "{what} does not have the columns of this pg_atomik version: run ALTER EXTENSION pg_atomik UPDATE"
+        )));
+    }
+    Ok(())
 }

@@ -225,48 +225,19 @@ fn append(table: &str, column: &str, key: Vec<String>) {
         Ok(relid) => relid,
         Err(e) => raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, e.to_string()),
     };
-    let values = [table.into_datum(), column.into_datum(), key.into_datum()];
-    let mut datums: Vec<pg_sys::Datum> = values
-        .into_iter()
-        .map(|v| {
-            v.unwrap_or_else(|| {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                    "a NULL datum for atomik.dirty".to_string(),
-                )
-            })
-        })
-        .collect();
-    let mut nulls = [false; 3];
-    let types = [pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTARRAYOID];
-    let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
-    // SAFETY: the relation is opened with RowExclusiveLock (as INSERT
-    // does) and closed below; the tuple is formed from its own descriptor
-    // after checking that it has exactly the three columns of
-    // state_tables.sql, in order, with these types.
-    let shaped = unsafe {
-        let rel = pg_sys::table_open(relid, lock);
-        let desc = (*rel).rd_att;
-        let shaped = (*desc).natts == 3
-            && (*desc)
-                .attrs
-                .as_slice(3)
-                .iter()
-                .zip(types)
-                .all(|(att, ty)| !att.attisdropped && att.atttypid == ty);
-        if shaped {
-            let tuple = pg_sys::heap_form_tuple(desc, datums.as_mut_ptr(), nulls.as_mut_ptr());
-            pg_sys::simple_heap_insert(rel, tuple);
-            pg_sys::heap_freetuple(tuple);
-        }
-        pg_sys::table_close(rel, lock);
-        shaped
-    };
-    if !shaped {
+    let appended = crate::internal::heap_append(
+        relid,
+        vec![
+            (table.into_datum(), pg_sys::TEXTOID),
+            (column.into_datum(), pg_sys::TEXTOID),
+            (key.into_datum(), pg_sys::TEXTARRAYOID),
+        ],
+        "atomik.dirty",
+    );
+    if let Err(e) = appended {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
-            "atomik.dirty does not have the columns (table_name text, column_name text, key text[])"
-                .to_string(),
+            e.to_string(),
         )
     }
 }

@@ -117,25 +117,20 @@ impl Tracked {
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // `atomik_dirty`'s key columns equal to `?2...`.
+        let dirty_key = (1..=n)
+            .map(|i| format!("k{i} = ?{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         Ok(Tracked {
             select_cell: format!("SELECT {c} FROM {t} WHERE {where_key}"),
             update_cell: format!("UPDATE {t} SET {c} = ?1 WHERE {where_key}"),
             insert_row: format!("INSERT INTO {t}({key_list}, {c}) VALUES ({params}, ?1)"),
             scan_all: format!("SELECT {key_list}, {c} FROM {t} WHERE {c} IS NOT NULL"),
             dirty_keys: format!("SELECT {mark_cols}, new FROM atomik_dirty WHERE cid = ?1"),
-            forget_dirty: format!(
-                "DELETE FROM atomik_dirty WHERE cid = ?1 AND {}",
-                (1..=n)
-                    .map(|i| format!("k{i} = ?{}", i + 1))
-                    .collect::<Vec<_>>()
-                    .join(" AND ")
-            ),
+            forget_dirty: format!("DELETE FROM atomik_dirty WHERE cid = ?1 AND {dirty_key}"),
             forget_row: format!(
-                "DELETE FROM atomik_dirty WHERE cid IN (SELECT id FROM atomik_tracked WHERE tbl = (SELECT tbl FROM atomik_tracked WHERE id = ?1)) AND {}",
-                (1..=n)
-                    .map(|i| format!("k{i} = ?{}", i + 1))
-                    .collect::<Vec<_>>()
-                    .join(" AND ")
+                "DELETE FROM atomik_dirty WHERE cid IN (SELECT id FROM atomik_tracked WHERE tbl = (SELECT tbl FROM atomik_tracked WHERE id = ?1)) AND {dirty_key}"
             ),
             mark_all: format!(
                 "INSERT OR IGNORE INTO atomik_dirty(cid, {mark_cols}, new) SELECT ?1, {key_list}, 1 FROM {t} WHERE {c} IS NOT NULL"

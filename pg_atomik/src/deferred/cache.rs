@@ -268,58 +268,15 @@ pub fn append(t: &TrackedTable, key: &[String], grp: i32, delta: i64) -> Result<
             "cannot execute atomik_defer in a read-only transaction".to_string(),
         )
     }
-    let buffer = buffer_oid();
-    let values = [
-        t.table.as_str().into_datum(),
-        t.column.as_str().into_datum(),
-        key.to_vec().into_datum(),
-        grp.into_datum(),
-        delta.into_datum(),
-    ];
-    let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(values.len());
-    for v in values {
-        match v {
-            Some(d) => datums.push(d),
-            None => {
-                return Err(ProtocolError::store(
-                    "a deferred delta's field has no datum",
-                ))
-            }
-        }
-    }
-    let mut nulls = [false; 5];
-    let types = [
-        pg_sys::TEXTOID,
-        pg_sys::TEXTOID,
-        pg_sys::TEXTARRAYOID,
-        pg_sys::INT4OID,
-        pg_sys::INT8OID,
-    ];
-    let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
-    // SAFETY: the relation is opened with RowExclusiveLock (as INSERT
-    // does) and closed below; the tuple is formed from its own descriptor
-    // after checking that it has exactly the five columns of buffer.sql,
-    // in order, with these types.
-    unsafe {
-        let rel = pg_sys::table_open(buffer, lock);
-        let desc = (*rel).rd_att;
-        let shaped = (*desc).natts == 5
-            && (*desc)
-                .attrs
-                .as_slice(5)
-                .iter()
-                .zip(types)
-                .all(|(att, ty)| !att.attisdropped && att.atttypid == ty);
-        if !shaped {
-            pg_sys::table_close(rel, lock);
-            return Err(ProtocolError::store(
-                "atomik.deferred does not have the columns of this pg_atomik version: run ALTER EXTENSION pg_atomik UPDATE",
-            ));
-        }
-        let tuple = pg_sys::heap_form_tuple(desc, datums.as_mut_ptr(), nulls.as_mut_ptr());
-        pg_sys::simple_heap_insert(rel, tuple);
-        pg_sys::heap_freetuple(tuple);
-        pg_sys::table_close(rel, lock);
-    }
-    Ok(())
+    crate::internal::heap_append(
+        buffer_oid(),
+        vec![
+            (t.table.as_str().into_datum(), pg_sys::TEXTOID),
+            (t.column.as_str().into_datum(), pg_sys::TEXTOID),
+            (key.to_vec().into_datum(), pg_sys::TEXTARRAYOID),
+            (grp.into_datum(), pg_sys::INT4OID),
+            (delta.into_datum(), pg_sys::INT8OID),
+        ],
+        "atomik.deferred",
+    )
 }
