@@ -81,6 +81,10 @@ pub struct ServeOptions {
     pub limits: Limits,
 }
 
+/// `--max-body`, for the check of a request's announced length.
+#[derive(Debug, Clone, Copy)]
+struct MaxBody(usize);
+
 /// What one running `atomik serve` shares between requests.
 #[derive(Debug, Clone)]
 pub struct ServeState {
@@ -122,6 +126,7 @@ pub fn router(state: ServeState, max_body: usize) -> Router {
         .route("/health", get(health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(Extension(MaxBody(max_body)))
         .with_state(state)
 }
 
@@ -244,12 +249,29 @@ fn who(principal: Option<&Principal>, peer: Option<Peer>) -> String {
     }
 }
 
+/// The request's `Content-Length`, when it has one that is a number.
+fn announced_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    let value = headers.get(header::CONTENT_LENGTH)?;
+    // Past usize is past any limit.
+    Some(
+        value
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<u128>()
+            .ok()?
+            .try_into()
+            .unwrap_or(usize::MAX),
+    )
+}
+
 /// `POST /sync`: authenticate (headers only), rate-limit, read the body,
 /// check the request against the token (identity, write scope), hand it to
 /// the hub, and send down what the token's read scope lets through.
 async fn sync(
     State(state): State<ServeState>,
     peer: Option<Extension<Peer>>,
+    Extension(MaxBody(max_body)): Extension<MaxBody>,
     request: Request,
 ) -> Response {
     let peer = peer.map(|p| p.0);
@@ -270,6 +292,15 @@ async fn sync(
         if let Err(f) = rate.check(&key) {
             return f.reply(&who);
         }
+    }
+    // A body announced past the limit is refused before any of it is read
+    // (the body limit alone would read up to the limit first).
+    if let Some(announced) = announced_length(request.headers()).filter(|n| *n > max_body) {
+        return Failure::new(
+            Code::TooLarge,
+            format!("the request announces {announced} bytes; this hub accepts at most {max_body}"),
+        )
+        .reply(&who);
     }
     let body = match Bytes::from_request(request, &state).await {
         Ok(b) => b,

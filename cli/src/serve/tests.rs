@@ -1048,3 +1048,37 @@ fn scoped_relay_tokens_and_bad_patterns_get_401() {
     );
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+#[test]
+fn an_announced_oversized_body_is_refused_before_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, hub_path) = new_hub(dir.path());
+    let limits = Limits {
+        max_body: 1024,
+        request_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let server = TestServer::start(hub, false, limits, None);
+    let before = hub_state(&hub_path);
+    // Headers only: a Content-Length past --max-body and not one byte of
+    // the body. The answer must come without waiting for it.
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(b"POST /sync HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("no answer before the body was sent: {e}"),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"too_large\""), "{answer}");
+    assert!(answer.contains("1000000000"), "names the size: {answer}");
+    assert_eq!(hub_state(&hub_path), before);
+}
