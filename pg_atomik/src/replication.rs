@@ -71,7 +71,11 @@ fn call<T>(cells: bool, mode: Mode, f: impl FnOnce(&mut PgStore) -> Result<T>) -
             (true, Mode::Shared) => store.prepare_cells_in_begin_serve(),
             (true, Mode::Alone) => store.prepare_cells(Wait::Block)?,
         }
-        f(&mut store)
+        let out = f(&mut store)?;
+        // Received deltas are written last: the rows they lock are then
+        // held only until the commit that follows.
+        store.write_received()?;
+        Ok(out)
     })())
 }
 

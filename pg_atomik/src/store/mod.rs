@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use atomik_core::error::Result;
 use atomik_core::protocol::v2::settings;
 use atomik_core::store::{Store, TrackedColumn};
-use atomik_core::{Changes, SiteId};
+use atomik_core::{Changes, ProtocolError, SiteId};
 
 use crate::deferred::fold::Wait;
 
@@ -45,6 +45,9 @@ pub struct PgStore {
     numbering: Option<bool>,
     /// Fold deferred deltas and flush parked ones in `begin_serve`.
     cells_at_begin_serve: bool,
+    /// Received deltas not yet written to their rows (see
+    /// [`PgStore::write_received`]).
+    received: Changes,
 }
 
 impl PgStore {
@@ -77,6 +80,29 @@ impl PgStore {
         self.cells_at_begin_serve = true;
     }
 
+    /// Write the received deltas held back by [`Store::receive`] into
+    /// their rows; the call runs this last (`crate::replication`), and
+    /// before anything that reads or writes cells.
+    ///
+    /// A serve receives into cells that other serves update too (a hot
+    /// SKU): the row locks its `UPDATE` takes are held until commit, so
+    /// writing the cells last — after the log, the registry, the trim and
+    /// the answer — keeps every other serve of those rows waiting only
+    /// for the commit.
+    ///
+    /// # Errors
+    /// As [`cells::receive`]: a row hidden from the caller's `UPDATE`
+    /// ([`atomik_core::ProtocolError::WriteRefused`]), a full parked set.
+    pub fn write_received(&mut self) -> Result<()> {
+        if self.received.is_empty() {
+            return Ok(());
+        }
+        let received = std::mem::take(&mut self.received);
+        let tracked = self.tracked_tables()?.to_vec();
+        cells::receive(&tracked, &received)?;
+        Ok(())
+    }
+
     /// A numeric setting, 0 when unset.
     fn number(&mut self, name: &str) -> Result<u64> {
         Ok(self.setting(name)?.unwrap_or(0))
@@ -106,6 +132,7 @@ impl Store for PgStore {
     /// before the record is taken, so that two serves never seal the same
     /// seq: the second waits, then finds the record empty or newer.
     fn take_pending(&mut self) -> Result<Changes> {
+        self.write_received()?;
         if !cells::anything_recorded()? {
             return Ok(Changes::new());
         }
@@ -116,17 +143,31 @@ impl Store for PgStore {
         cells::take_pending(&tracked)
     }
 
+    /// Held back until [`PgStore::write_received`] (the end of the call,
+    /// or the next read or write of cells): it counts every delta, as
+    /// writing it would.
     fn receive(&mut self, changes: &Changes) -> Result<u64> {
-        let tracked = self.tracked_tables()?.to_vec();
-        cells::receive(&tracked, changes)
+        // A column this replica does not track is refused now, as writing
+        // would.
+        let tracked = self.tracked_tables()?;
+        for (id, _) in changes.columns() {
+            cells::find(tracked, id)?;
+        }
+        self.received.merge(changes).map_err(ProtocolError::store)?;
+        Ok(changes
+            .columns()
+            .map(|(_, block)| block.cells.len() as u64)
+            .sum())
     }
 
     fn references(&mut self) -> Result<Changes> {
+        self.write_received()?;
         let tracked = self.tracked_tables()?.to_vec();
         cells::references(&tracked)
     }
 
     fn install_references(&mut self, values: &Changes) -> Result<()> {
+        self.write_received()?;
         let tracked = self.tracked_tables()?.to_vec();
         cells::install_references(&tracked, values)
     }
