@@ -100,7 +100,7 @@ as_pg "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
 step "pg_isolation_regress (deterministic interleavings of concurrent sessions)"
 as_pg "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress" \
     --inputdir="$HERE/test/isolation" --outputdir="$WORK/isolation" \
-    --host="$SOCK" --port="$PORT" --user=postgres --dbname=atomik_isolation sync_races deferred_races || {
+    --host="$SOCK" --port="$PORT" --user=postgres --dbname=atomik_isolation sync_races deferred_races tracked_cache || {
     cat "$WORK/isolation/regression.diffs" >&2
     exit 1
 }

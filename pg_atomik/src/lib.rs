@@ -24,6 +24,7 @@ pub mod deferred;
 pub mod errors;
 pub mod internal;
 pub mod internal_fns;
+pub mod invalidation;
 pub mod locks;
 pub mod record;
 pub mod replication;

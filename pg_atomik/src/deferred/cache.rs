@@ -10,8 +10,8 @@
 //! Entries are keyed by relation OID. A relcache invalidation of the table
 //! (any DDL on it, including the triggers `atomik_track` and
 //! `atomik_untrack` create and drop) marks its entries stale; the next call
-//! rebuilds them from `atomik.tracked`. The invalidation callback only
-//! records the OID: plans are freed later, outside the callback.
+//! rebuilds them from `atomik.tracked` (the events are
+//! [`crate::invalidation`]'s; plans are freed here, outside the callback).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,6 +26,7 @@ use pgrx::spi::{quote_literal, OwnedPreparedStatement};
 use pgrx::{IntoDatum, PgSqlErrorCode};
 
 use crate::errors::raise;
+use crate::invalidation;
 use crate::store::spi_err;
 use crate::store::tracked::{load_all, TrackedTable};
 
@@ -60,64 +61,18 @@ impl std::fmt::Debug for Entry {
 
 thread_local! {
     static ENTRIES: RefCell<HashMap<(Oid, String), Rc<Entry>>> = RefCell::new(HashMap::new());
-    static STALE: RefCell<Vec<Oid>> = const { RefCell::new(Vec::new()) };
-    static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static BUFFER: std::cell::Cell<Oid> = const { std::cell::Cell::new(pg_sys::InvalidOid) };
-    static FORGET_GROUPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Relcache invalidation: remember the OID (`InvalidOid` means all).
-unsafe extern "C-unwind" fn invalidate(_arg: pg_sys::Datum, relid: Oid) {
-    // try_borrow_mut: never panic inside a callback PostgreSQL calls.
-    STALE.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.push(relid);
-        }
-    });
-}
-
-/// Transaction abort: a row this backend saw (perhaps its own insert) may
-/// be gone, so remembered groups are forgotten at the next call.
-unsafe extern "C-unwind" fn on_abort(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
-        FORGET_GROUPS.with(|f| f.set(true));
-    }
-}
-
-/// Subtransaction abort (`ROLLBACK TO SAVEPOINT`): as [`on_abort`].
-unsafe extern "C-unwind" fn on_sub_abort(
-    event: pg_sys::SubXactEvent::Type,
-    _sub: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        FORGET_GROUPS.with(|f| f.set(true));
-    }
-}
-
-fn register_callback() {
-    if !REGISTERED.with(|r| r.replace(true)) {
-        // SAFETY: registers callbacks that live as long as the library
-        // (extensions are never unloaded) and only set thread-local flags
-        // of this backend.
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(Some(invalidate), pg_sys::Datum::from(0));
-            pg_sys::RegisterXactCallback(Some(on_abort), std::ptr::null_mut());
-            pg_sys::RegisterSubXactCallback(Some(on_sub_abort), std::ptr::null_mut());
-        }
-    }
 }
 
 fn drop_stale() {
-    if FORGET_GROUPS.with(|f| f.replace(false)) {
+    if invalidation::take_aborted() {
         ENTRIES.with(|e| {
             for entry in e.borrow().values() {
                 entry.groups.borrow_mut().clear();
             }
         });
     }
-    let stale: Vec<Oid> = STALE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let stale = invalidation::take_stale();
     if stale.is_empty() {
         return;
     }
@@ -153,7 +108,7 @@ pub fn relid_of(table: &str) -> Oid {
 /// The cached entry of `table`.`column`, building it on first use. An
 /// untracked column (or a missing table or column) is an error.
 pub fn entry(table: &str, column: &str) -> Result<(Oid, Rc<Entry>)> {
-    register_callback();
+    invalidation::register();
     drop_stale();
     let relid = relid_of(table);
     let key = (relid, column.to_string());

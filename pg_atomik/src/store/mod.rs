@@ -30,8 +30,10 @@ use tracked::TrackedTable;
 
 /// The replica store of this database, for one protocol call.
 ///
-/// It caches, for the length of the call, the tracked set, the site id
-/// and every setting it read or wrote. Device-side calls hold the
+/// It caches, for the length of the call, the tracked set (itself kept
+/// per backend between calls until an invalidation event:
+/// [`tracked::cached_all`]), the site id and every setting it read or
+/// wrote. Device-side calls hold the
 /// replication lock exclusively (`crate::replication`), under which
 /// nothing else writes them; serves run in parallel and write only the
 /// settings they hold a row lock on (the log's bounds while numbering,
@@ -45,6 +47,8 @@ pub struct PgStore {
     numbering: Option<bool>,
     /// Fold deferred deltas and flush parked ones in `begin_serve`.
     cells_at_begin_serve: bool,
+    /// Whether `settings` holds every setting as of the call's first read.
+    settings_read: bool,
     /// Received deltas not yet written to their rows (see
     /// [`PgStore::write_received`]).
     received: Changes,
@@ -59,7 +63,7 @@ impl PgStore {
     /// The tracked columns with their SQL names.
     pub fn tracked_tables(&mut self) -> Result<&[TrackedTable]> {
         if self.tracked.is_none() {
-            self.tracked = Some(tracked::load_all()?);
+            self.tracked = Some(tracked::cached_all()?);
         }
         Ok(self.tracked.as_deref().unwrap_or_default())
     }
@@ -172,11 +176,20 @@ impl Store for PgStore {
         cells::install_references(&tracked, values)
     }
 
+    /// The first read of a call reads every setting (one statement, not
+    /// one per name); values the call read under a row lock or wrote are
+    /// kept.
     fn setting(&mut self, name: &str) -> Result<Option<u64>> {
         if let Some(v) = self.settings.get(name) {
             return Ok(*v);
         }
-        let v = state::setting(name)?;
+        if !self.settings_read {
+            for (n, v) in state::all_settings()? {
+                self.settings.entry(n).or_insert(Some(v));
+            }
+            self.settings_read = true;
+        }
+        let v = self.settings.get(name).copied().flatten();
         self.settings.insert(name.to_string(), v);
         Ok(v)
     }

@@ -73,6 +73,15 @@ pub fn setting(name: &str) -> Result<Option<u64>> {
     v.first().map(|v| to_u64(*v, name)).transpose()
 }
 
+/// Every numeric setting (a dozen rows at most), in one statement.
+pub fn all_settings() -> Result<Vec<(String, u64)>> {
+    rows("SELECT name, value FROM atomik.settings", &[], |r| {
+        let name: String = get(r, 1)?;
+        let value = to_u64(get::<i64>(r, 2)?, &name)?;
+        Ok((name, value))
+    })
+}
+
 /// Set or clear a numeric setting.
 pub fn set_setting(name: &str, value: Option<u64>) -> Result<()> {
     match value {

@@ -176,6 +176,38 @@ pub fn key_arrays<'a>(
     out
 }
 
+thread_local! {
+    /// [`cached_all`]'s copy and the invalidation epoch it was read at.
+    static ALL: std::cell::RefCell<Option<(u64, Vec<TrackedTable>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Every tracked column, as [`load_all`], from this backend's copy while
+/// no invalidation event came in since it was read ([`crate::invalidation`]:
+/// `atomik_track` and `atomik_untrack` create and drop triggers on the
+/// table, so they invalidate it, as any DDL on a tracked table, a schema
+/// change and an abort do). For the protocol calls, which hold the
+/// replication lock: taking it accepts other backends' invalidations, and
+/// the tracking functions hold it alone.
+pub fn cached_all() -> Result<Vec<TrackedTable>> {
+    crate::invalidation::register();
+    let epoch = crate::invalidation::epoch();
+    let hit = ALL.with(|all| {
+        all.borrow()
+            .as_ref()
+            .filter(|(at, _)| *at == epoch)
+            .map(|(_, tracked)| tracked.clone())
+    });
+    if let Some(tracked) = hit {
+        return Ok(tracked);
+    }
+    let tracked = load_all()?;
+    // Stamped with the epoch from before the read: an event during it
+    // makes the next call read again.
+    ALL.with(|all| *all.borrow_mut() = Some((epoch, tracked.clone())));
+    Ok(tracked)
+}
+
 /// Every tracked column, in (table, column) order.
 pub fn load_all() -> Result<Vec<TrackedTable>> {
     rows(
