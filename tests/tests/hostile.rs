@@ -24,7 +24,7 @@
 //! | 5b | uploads 1, 5 and 2^40 seqs ahead of the principal's next seq (burning seqs) | 200, nothing applied; the device's real batches then apply at those seqs |
 //! | 6 | group poison pills: `xor` deltas on the `add` column (an existing key and fresh keys nobody wrote), `add` on the `xor` column, an honest batch then a poisoned one, one batch with a good and a poisoned column; an untracked column and table; a text key for an integer key | 422 `refused` ("tracked as add/xor", "not tracked"), nothing of the message applied; later `add`/`xor` writers of those keys, and A's next seq, work |
 //! | 7 | malformed bodies: empty; not atomik; random bytes; too short; truncated (3 bytes, half); a flipped bit; a response sent as a request; wire version 1; unknown kind; an empty batch; counts claiming 2^40 sites, 2^50 uploads, a 2^40-byte name (with correct checksums); an overlong varint; trailing bytes; unknown flags; a site index out of range; seq 0; a cursor beyond 2^63 − 1; `GET /sync`; an unknown path | 400 `bad_request` (empty), 422 `refused` (the rest), 405, 404 `not_found`; `/health` 200 after every one |
-//! | 8 | oversized: a real request over `--max-body`, one byte over it, one over it without a token, `Content-Length: 10^12` with more than the limit sent, a chunked body over it; a body announced as 10^12 bytes that never comes | 413 `too_large`; 401 `unauthenticated` without a token (checked before the body is read); exactly `--max-body` is read (422); the stalled one 408 `timeout` at `--request-timeout` |
+//! | 8 | oversized: a real request over `--max-body`, one byte over it, one over it without a token, `Content-Length: 10^12` with more than the limit sent and with nothing sent, a chunked body over it; a body within the limit that never comes | 413 `too_large` (an announced length over the limit before any of the body is read); 401 `unauthenticated` without a token (checked before the body is read); exactly `--max-body` is read (422); the stalled one 408 `timeout` at `--request-timeout` |
 //! | 9 | forged responses to a device: another device's real answer, acks beyond what it sent (range, snapshot), a position and an ack beyond 2^63 − 1, `xor` deltas for the `add` column, a request as a response, garbage | `atomik_sync_finish` fails with the reason and the device's file is unchanged; its next honest sync works |
 //! | 11 | a flood of one principal | 429 `rate_limited` after the burst of 20, `Retry-After` 1–2 s; another principal is not slowed |
 //! | 12 | token scopes: `cells.n` with a token that may write only `cells.f` (alone, in one batch with `f`, in a second batch), `atomik_write: []`, patterns of another case; `atomik_write` null, a bare table, an empty pattern, not a list; a relay token with a scope; a token that may read only `cells.f` | 403 `forbidden_column`, nothing applied; 401 `unauthenticated`; the read-scoped snapshot and range carry no `cells.n` cell |
@@ -1384,10 +1384,18 @@ fn oversized(run: &mut Run) {
         413,
         "too_large",
     );
-    // A body announced as 10^12 bytes that never comes: the connection is
-    // held until --request-timeout, then 408. Checked at the end of the
-    // run, so that the wait overlaps the other attacks.
-    let mut stalled = head("Content-Length: 1000000000000");
+    // A body announced as 10^12 bytes that never comes: refused from its
+    // headers, without waiting for it.
+    run.refused_by(
+        "Content-Length 10^12, no body sent",
+        |s| parse_raw_answer(&s.raw(&head("Content-Length: 1000000000000"))?),
+        413,
+        "too_large",
+    );
+    // A body within --max-body that never comes: the connection is held
+    // until --request-timeout, then 408. Checked at the end of the run, so
+    // that the wait overlaps the other attacks.
+    let mut stalled = head(&format!("Content-Length: {MAX_BODY}"));
     stalled.extend_from_slice(b"AK");
     let addr = run.serve.addr().to_string();
     run.stalled = Some(std::thread::spawn(move || {
