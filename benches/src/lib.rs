@@ -515,6 +515,7 @@ mod tests {
                 sales: 3,
                 silent: 0.1,
                 full_devices: 2,
+                sqlite_hub: true,
             },
         };
         let r = run_sized(&config, &sizes).unwrap();

@@ -56,6 +56,8 @@ pub struct W7Params {
     pub silent: f64,
     /// Devices that are full SQLite replicas (the rest are load clients).
     pub full_devices: usize,
+    /// Run on a SQLite hub (false: only on PostgreSQL, when one is given).
+    pub sqlite_hub: bool,
 }
 
 impl W7Params {
@@ -73,6 +75,7 @@ impl W7Params {
             sales: 5,
             silent: 0.1,
             full_devices: 4,
+            sqlite_hub: true,
         }
     }
 }
@@ -601,14 +604,23 @@ pub fn ratios(points: &[W7Point]) -> Vec<(String, String, f64)> {
     out
 }
 
-/// W7 on a SQLite hub, and on PostgreSQL when `pg` names a cluster.
+/// W7 on a SQLite hub (unless `params.sqlite_hub` is false), and on
+/// PostgreSQL when `pg` names a cluster.
 ///
 /// # Errors
-/// As [`run_on`].
+/// As [`run_on`]; neither hub asked for.
 pub fn run(params: &W7Params, seed: u64, pg: Option<&str>) -> Result<W7Report> {
-    let mut points = run_on(params, seed, |opening, _| {
-        Ok(Box::new(SqliteHub::new(opening)?) as Box<dyn Hub>)
-    })?;
+    anyhow::ensure!(
+        params.sqlite_hub || pg.is_some(),
+        "W7 without the SQLite hub needs a PostgreSQL cluster"
+    );
+    let mut points = if params.sqlite_hub {
+        run_on(params, seed, |opening, _| {
+            Ok(Box::new(SqliteHub::new(opening)?) as Box<dyn Hub>)
+        })?
+    } else {
+        Vec::new()
+    };
     if let Some(conninfo) = pg {
         points.extend(run_on(params, seed, |opening, n| {
             Ok(Box::new(PgHub::new(conninfo, &format!("atomik_w7_{n}"), opening)?) as Box<dyn Hub>)
@@ -635,6 +647,7 @@ mod tests {
             sales: 5,
             silent: 0.1,
             full_devices: 3,
+            sqlite_hub: true,
         };
         let r = run(&params, 3, None).unwrap();
         assert_eq!(r.points.len(), 2);

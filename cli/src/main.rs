@@ -64,6 +64,9 @@ struct BenchArgs {
     /// Skip the PostgreSQL suites.
     #[arg(long)]
     no_pg: bool,
+    /// With `--only w7`: run on the PostgreSQL hub only.
+    #[arg(long, requires = "only", conflicts_with = "no_pg")]
+    no_sqlite: bool,
     /// Port of the throwaway cluster.
     #[arg(long, default_value_t = 55470)]
     cluster_port: u16,
@@ -224,6 +227,10 @@ fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Resu
     }
     if let Some(skus) = args.skus {
         params.skus = skus;
+    }
+    params.sqlite_hub = !args.no_sqlite;
+    if args.no_sqlite && args.pg.is_none() {
+        cluster::check_pg_atomik_installed()?;
     }
     let report = if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err()
     {

@@ -129,6 +129,21 @@ fn an_enrolled_device_syncs_with_its_token_and_no_other() {
     let (ok, _, err) = run(&["serve", "--hub", &hub, "--listen", "0.0.0.0:0"]);
     assert!(!ok);
     assert!(err.contains("refusing to listen"), "{err}");
+    // An in-flight budget that could never hold a request of --max-body.
+    let (ok, _, err) = run(&[
+        "serve",
+        "--hub",
+        &hub,
+        "--max-body",
+        "4096",
+        "--max-in-flight",
+        "1024",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--max-in-flight 1024 is below --max-body 4096"),
+        "{err}"
+    );
 
     let mut serve = atomik()
         .args(["serve", "--hub", &hub, "--listen", "127.0.0.1:0"])

@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 `too_large` past it).
     #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_MAX_BODY)]
     max_body: usize,
+    /// Request bytes decoded at once across all requests (at least
+    /// --max-body): a request whose body is in waits for its share before
+    /// it is decoded. Decoding hostile input may take up to 512x this.
+    #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// Seconds a connection gets to send a request's headers, from its
     /// opening or from the end of its previous response (so also the
     /// keep-alive idle timeout); then it is closed.
@@ -112,8 +117,16 @@ impl ServeArgs {
                     .unwrap_or(per_sec),
             }),
         };
+        if self.max_in_flight < self.max_body {
+            bail!(
+                "--max-in-flight {} is below --max-body {}: a request of --max-body bytes could never be read",
+                self.max_in_flight,
+                self.max_body
+            );
+        }
         Ok(Limits {
             max_body: self.max_body,
+            max_in_flight: self.max_in_flight,
             header_timeout: Duration::from_secs_f64(self.header_timeout),
             request_timeout: Duration::from_secs_f64(self.request_timeout),
             max_connections: self.max_connections as usize,

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,18 +17,25 @@ use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Extension, Router};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt as _};
 
 use super::errors::{Code, Failure};
 use super::listener::Peer;
-use crate::hub::MAX_MESSAGE_BYTES;
 
 /// Every limit of `atomik serve`, with its flag.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// `--max-body`: the largest request body (413 `too_large` past it).
     pub max_body: usize,
+    /// `--max-in-flight`: request bytes being decoded and answered at once,
+    /// across every request: a request whose body is in waits for its
+    /// share before anything decodes it. Decoding may take up to `codec::MAX_DECODE_EXPANSION`
+    /// (512) × the body before refusing hostile input, so this bounds what
+    /// all requests together can make the hub allocate. At least
+    /// `max_body`.
+    pub max_in_flight: usize,
     /// `--header-timeout`: how long a connection may take to send a
     /// request's headers, counted from its opening and, on a kept-alive
     /// connection, from the end of the previous response — so it is also
@@ -56,8 +64,11 @@ pub struct Rate {
     pub burst: NonZeroU32,
 }
 
-/// Default `--max-body`: 64 MiB, the largest message the client reads.
-pub const DEFAULT_MAX_BODY: usize = MAX_MESSAGE_BYTES;
+/// Default `--max-body`: 16 MiB (a device's upload of millions of cells).
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+/// Default `--max-in-flight`: 16 MiB, so hostile requests together cannot
+/// make the hub allocate more than 8 GiB while they are decoded.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16 << 20;
 /// Default `--header-timeout` in seconds.
 pub const DEFAULT_HEADER_TIMEOUT_SECS: f64 = 10.0;
 /// Default `--request-timeout` in seconds.
@@ -75,12 +86,53 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body: DEFAULT_MAX_BODY,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             header_timeout: Duration::from_secs_f64(DEFAULT_HEADER_TIMEOUT_SECS),
             request_timeout: Duration::from_secs_f64(DEFAULT_REQUEST_TIMEOUT_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             concurrency: DEFAULT_CONCURRENCY,
             rate: None,
         }
+    }
+}
+
+/// The budget of `--max-in-flight`: request bytes being decoded and
+/// answered at once, counted in KiB.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    kib: Arc<Semaphore>,
+    total: u32,
+}
+
+/// A request's share of [`InFlight`], given back when dropped.
+#[derive(Debug)]
+pub struct Share {
+    _permits: OwnedSemaphorePermit,
+}
+
+impl InFlight {
+    /// A budget of `bytes` (at least 1 KiB).
+    pub fn new(bytes: usize) -> Self {
+        let total = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        InFlight {
+            kib: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Wait until `bytes` of the budget are free and hold them (at most the
+    /// whole budget: serve refuses `--max-in-flight` below `--max-body`).
+    pub async fn reserve(&self, bytes: usize) -> Share {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total);
+        let permits = Arc::clone(&self.kib)
+            .acquire_many_owned(kib)
+            .await
+            .expect("the in-flight semaphore is never closed");
+        Share { _permits: permits }
     }
 }
 

@@ -58,7 +58,7 @@ pub use auth::{
 };
 pub use backend::Backend;
 pub use errors::{Code, Failure};
-pub use limits::{Limits, RateLimits};
+pub use limits::{InFlight, Limits, RateLimits};
 pub use listener::Peer;
 pub use scope::Scope;
 
@@ -81,9 +81,13 @@ pub struct ServeOptions {
     pub limits: Limits,
 }
 
-/// `--max-body`, for the check of a request's announced length.
-#[derive(Debug, Clone, Copy)]
-struct MaxBody(usize);
+/// `--max-body`, for the check of a request's announced length, and the
+/// budget of `--max-in-flight`.
+#[derive(Debug, Clone)]
+struct BodyLimits {
+    max_body: usize,
+    in_flight: InFlight,
+}
 
 /// What one running `atomik serve` shares between requests.
 #[derive(Debug, Clone)]
@@ -119,14 +123,18 @@ pub fn check_listen(listen: &str, authenticated: bool, insecure_no_auth: bool) -
 }
 
 /// The router: `POST /sync`, `GET /health`, JSON 404 for anything else;
-/// bodies over `max_body` bytes are refused (413).
-pub fn router(state: ServeState, max_body: usize) -> Router {
+/// bodies over `limits.max_body` bytes are refused (413), and a request
+/// body waits for its share of `limits.max_in_flight` before it is decoded.
+pub fn router(state: ServeState, limits: &Limits) -> Router {
     Router::new()
         .route("/sync", post(sync))
         .route("/health", get(health))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(Extension(MaxBody(max_body)))
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(Extension(BodyLimits {
+            max_body: limits.max_body,
+            in_flight: InFlight::new(limits.max_in_flight),
+        }))
         .with_state(state)
 }
 
@@ -169,7 +177,7 @@ pub async fn serve_on(
             }
         });
     }
-    let service = limits::harden(router(state, limits.max_body), limits);
+    let service = limits::harden(router(state, limits), limits);
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     listener::serve(listener, service, tls, limits, shutdown).await
 }
@@ -235,8 +243,8 @@ fn describe(state: &ServeState, options: &ServeOptions, addr: SocketAddr) {
         format!("{}/s burst {}", r.per_sec, r.burst)
     });
     log!(
-        "atomik serve: limits: body {} B, header {:?}, request {:?}, {} connections, {} in flight, rate {rate}",
-        l.max_body, l.header_timeout, l.request_timeout, l.max_connections, l.concurrency
+        "atomik serve: limits: body {} B, {} B of bodies in flight, header {:?}, request {:?}, {} connections, {} in flight, rate {rate}",
+        l.max_body, l.max_in_flight, l.header_timeout, l.request_timeout, l.max_connections, l.concurrency
     );
 }
 
@@ -266,12 +274,16 @@ fn announced_length(headers: &axum::http::HeaderMap) -> Option<usize> {
 }
 
 /// `POST /sync`: authenticate (headers only), rate-limit, read the body,
-/// check the request against the token (identity, write scope), hand it to
-/// the hub, and send down what the token's read scope lets through.
+/// wait for its share of the in-flight budget, check the request against
+/// the token (identity, write scope), hand it to the hub, and send down
+/// what the token's read scope lets through.
 async fn sync(
     State(state): State<ServeState>,
     peer: Option<Extension<Peer>>,
-    Extension(MaxBody(max_body)): Extension<MaxBody>,
+    Extension(BodyLimits {
+        max_body,
+        in_flight,
+    }): Extension<BodyLimits>,
     request: Request,
 ) -> Response {
     let peer = peer.map(|p| p.0);
@@ -325,6 +337,10 @@ async fn sync(
         )
         .reply(&who);
     }
+    // Held until the answer is built: decoding the body (here and in the
+    // hub) may take up to 512x its size. Taken once the body is in, so a
+    // body that trickles in holds none of the budget.
+    let _share = in_flight.reserve(body.len()).await;
     let (role, read) = match principal {
         Some(p) => {
             let decoded = match decode_request(&body) {

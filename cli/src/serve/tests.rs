@@ -1082,3 +1082,86 @@ fn an_announced_oversized_body_is_refused_before_it_is_sent() {
     assert!(answer.contains("1000000000"), "names the size: {answer}");
     assert_eq!(hub_state(&hub_path), before);
 }
+
+#[test]
+fn a_body_that_trickles_in_holds_none_of_the_in_flight_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let limits = Limits {
+        max_body: 2048,
+        max_in_flight: 2048,
+        request_timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let server = TestServer::start(hub, false, limits, None);
+    // Two uploads announce the whole budget each and send half of it.
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(server.addr()).unwrap();
+            c.write_all(b"POST /sync HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n")
+                .unwrap();
+            c.write_all(&[0u8; 1000]).unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A real sync goes through meanwhile, well before the stalled ones
+    // time out.
+    let mut device = SqliteReplica::open(&dir.path().join("d.sqlite")).unwrap();
+    device.accum(1, 5).unwrap();
+    let request = device.sync_request(0).unwrap();
+    let hub_url = server.hub();
+    let (done, answered) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(exchange(&hub_url, &request)));
+    let response = answered
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a sync waited behind bodies that were not in yet")
+        .unwrap();
+    device.finish_sync(&response, 0).unwrap();
+    assert_eq!(device.values().unwrap().len(), 1);
+    drop(stalled);
+}
+
+#[test]
+fn in_flight_shares_wait_for_each_other() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let budget = InFlight::new(4096);
+        let first = budget.reserve(3000).await;
+        // 3,000 bytes hold 3 KiB of 4: 2 KiB more must wait, and so does a
+        // later 1 KiB (first come, first served: large shares do not
+        // starve).
+        let second = budget.reserve(2000);
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut second)
+                .await
+                .is_err(),
+            "a share was granted past the budget"
+        );
+        let third = budget.reserve(1000);
+        tokio::pin!(third);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut third)
+                .await
+                .is_err(),
+            "a later share overtook a waiting one"
+        );
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the waiting share is granted once the first is given back");
+        let third = tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("and the one after it, within the budget");
+        drop((second, third));
+        // A body past the whole budget waits for all of it, not forever.
+        let all = tokio::time::timeout(Duration::from_secs(5), budget.reserve(1 << 30))
+            .await
+            .expect("clamped to the budget");
+        drop(all);
+    });
+}
