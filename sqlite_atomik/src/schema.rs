@@ -6,7 +6,7 @@ use atomik_core::SiteId;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Every table of the extension's own schema (version 1).
 const CREATE_V1: &str = "
@@ -103,13 +103,19 @@ pub fn ensure(conn: &Connection) -> Result<(), String> {
         Some(1) => {
             migrate_1_to_2(conn)?;
             migrate_2_to_3(conn)?;
-            migrate_3_to_4(conn)
+            migrate_3_to_4(conn)?;
+            migrate_4_to_5(conn)
         }
         Some(2) => {
             migrate_2_to_3(conn)?;
-            migrate_3_to_4(conn)
+            migrate_3_to_4(conn)?;
+            migrate_4_to_5(conn)
         }
-        Some(3) => migrate_3_to_4(conn),
+        Some(3) => {
+            migrate_3_to_4(conn)?;
+            migrate_4_to_5(conn)
+        }
+        Some(4) => migrate_4_to_5(conn),
         Some(_) => Ok(()),
     }
 }
@@ -125,7 +131,44 @@ fn create(conn: &Connection) -> Result<(), String> {
     .map_err(|e| format!("cannot initialise atomik_meta: {e}"))?;
     migrate_1_to_2(conn)?;
     migrate_2_to_3(conn)?;
-    migrate_3_to_4(conn)
+    migrate_3_to_4(conn)?;
+    migrate_4_to_5(conn)
+}
+
+/// Version 4 to 5, in the caller's savepoint: the write triggers are
+/// re-created so that a plain value written into a tracked column is
+/// refused at its statement (before, the seal refused it, and every sync
+/// of the file failed until it was fixed by hand).
+fn migrate_4_to_5(conn: &Connection) -> Result<(), String> {
+    let fail =
+        |e: rusqlite::Error| format!("cannot upgrade the atomik tables to schema version 5: {e}");
+    recreate_write_triggers(conn, &fail)?;
+    conn.execute(
+        "UPDATE atomik_meta SET value = 5 WHERE key = 'schema_version'",
+        [],
+    )
+    .map_err(fail)?;
+    Ok(())
+}
+
+/// Drop and create again the write triggers of every tracked column whose
+/// table exists.
+fn recreate_write_triggers(
+    conn: &Connection,
+    fail: &dyn Fn(rusqlite::Error) -> String,
+) -> Result<(), String> {
+    for t in crate::tracked::load(conn)? {
+        if !table_exists(conn, &t.table)? {
+            continue;
+        }
+        conn.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS \"atomik_written_{0}\"; DROP TRIGGER IF EXISTS \"atomik_rewritten_{0}\";",
+            t.cid
+        ))
+        .map_err(fail)?;
+        conn.execute_batch(&t.write_triggers).map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// What version 4 adds: device keys (`atomik_core::auth`), per site — a
@@ -205,17 +248,7 @@ fn migrate_2_to_3(conn: &Connection) -> Result<(), String> {
     let fail =
         |e: rusqlite::Error| format!("cannot upgrade the atomik tables to schema version 3: {e}");
     if add_groups(conn)? {
-        for t in crate::tracked::load(conn)? {
-            if !table_exists(conn, &t.table)? {
-                continue;
-            }
-            conn.execute_batch(&format!(
-                "DROP TRIGGER IF EXISTS \"atomik_written_{0}\"; DROP TRIGGER IF EXISTS \"atomik_rewritten_{0}\";",
-                t.cid
-            ))
-            .map_err(fail)?;
-            conn.execute_batch(&t.write_triggers).map_err(fail)?;
-        }
+        recreate_write_triggers(conn, &fail)?;
     }
     conn.execute(
         "UPDATE atomik_meta SET value = 3 WHERE key = 'schema_version'",

@@ -51,9 +51,10 @@ pub struct Tracked {
     /// of a non-NULL cell or an update from NULL (marked new: it ships even
     /// at the identity, rule 3); an update that makes a clean cell's
     /// accumulator non-zero (a cell whose accumulator is already non-zero
-    /// is recorded already) or that writes something that is not an
-    /// atomik value (the seal reports it). Plain SQL: connections that
-    /// have not loaded the extension can still write the table.
+    /// is recorded already). A write of something that is not an atomik
+    /// value, or of a value of another group, is refused at its statement.
+    /// Plain SQL: connections that have not loaded the extension can still
+    /// write the table.
     pub write_triggers: String,
 
     /// `UPDATE t SET c = atomik_internal_receive(c, ?1, ?2) WHERE key = ?3..`:
@@ -171,6 +172,16 @@ impl Tracked {
                          WHERE NOT EXISTS (SELECT 1 FROM atomik_dirty WHERE cid = {cid} AND {same_key});"
                     )
                 };
+                // Anything but an atomik value is refused at the statement
+                // (SQLite before 3.47 takes only a literal in RAISE, so the
+                // message cannot name the key).
+                let refuse_plain = format!(
+                    "SELECT RAISE(ABORT, {msg}) WHERE {new_bad};",
+                    msg = crate::ident::literal(&format!(
+                        "atomik: column \"{table}\".\"{column}\" is tracked and holds atomik values (17-byte BLOBs): write {column} = atomik_accum({column}, delta), or atomik_{group}(n) for a new row, not a plain value"
+                    )),
+                    new_bad = not_value(&format!("NEW.{c}")),
+                );
                 // A value of another group than the column's is refused
                 // when the trigger fires (a new cell, or the first write
                 // since a seal); any other write of one is refused by the
@@ -185,11 +196,11 @@ impl Tracked {
                 );
                 format!(
                     "CREATE TRIGGER \"atomik_written_{cid}\" AFTER INSERT ON {t} WHEN NEW.{c} IS NOT NULL \
-                     BEGIN {refuse_group} UPDATE atomik_dirty SET new = 1 WHERE cid = {cid} AND {same_key}; {ins_new} END; \
+                     BEGIN {refuse_plain} {refuse_group} UPDATE atomik_dirty SET new = 1 WHERE cid = {cid} AND {same_key}; {ins_new} END; \
                      CREATE TRIGGER \"atomik_rewritten_{cid}\" AFTER UPDATE OF {c} ON {t} \
                      WHEN NEW.{c} IS NOT NULL AND ({is_new} OR {new_bad} \
                      OR (substr(NEW.{c}, 10) <> zeroblob(8) AND ({old_bad} OR substr(OLD.{c}, 10) = zeroblob(8)))) \
-                     BEGIN {refuse_group} UPDATE atomik_dirty SET new = 1 WHERE {is_new} AND cid = {cid} AND {same_key}; \
+                     BEGIN {refuse_plain} {refuse_group} UPDATE atomik_dirty SET new = 1 WHERE {is_new} AND cid = {cid} AND {same_key}; \
                      {ins_upd} END;",
                     ins_new = insert("1"),
                     ins_upd = insert(&is_new),

@@ -83,7 +83,7 @@ fn schema_version_is_recorded_and_checked() {
             &c,
             "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
         ),
-        4
+        5
     );
     c.execute(
         "UPDATE atomik_meta SET value = 7 WHERE key = 'schema_version'",
@@ -93,7 +93,7 @@ fn schema_version_is_recorded_and_checked() {
     assert_eq!(
         err(&c, "SELECT atomik_seal()"),
         format!(
-            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 4: upgrade the extension",
+            "atomik_seal: this database was written by a newer atomik (schema version 7); atomik {} reads schema versions up to 5: upgrade the extension",
             sqlite_atomik::VERSION
         )
     );
@@ -841,4 +841,46 @@ fn parked_deltas_are_bounded() {
     assert_eq!(int(&hub, "SELECT atomik_max_parked(3)"), 3);
     serve(&hub, &req).unwrap();
     assert_eq!(int(&hub, "SELECT count(*) FROM atomik_parked"), 3);
+}
+
+/// Ordinary SQL that writes a plain value into a tracked column fails at
+/// its statement, names the column, and changes nothing: before, it
+/// succeeded and every later seal of the file failed.
+#[test]
+fn a_plain_value_in_a_tracked_column_is_refused_at_its_statement() {
+    let c = replica(T);
+    c.execute_batch(
+        "INSERT INTO t VALUES (1, atomik_add(4), atomik_xor(0)), (2, atomik_add(1), NULL);",
+    )
+    .unwrap();
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 1);
+    let state = "SELECT group_concat(hex(n) || hex(f), ',') || '/' || count(*) FROM t";
+    let before = text(&c, state);
+    let refused_n = "atomik: column \"t\".\"n\" is tracked and holds atomik values (17-byte BLOBs): write n = atomik_accum(n, delta), or atomik_add(n) for a new row, not a plain value";
+    let refused_f = "atomik: column \"t\".\"f\" is tracked and holds atomik values (17-byte BLOBs): write f = atomik_accum(f, delta), or atomik_xor(n) for a new row, not a plain value";
+    for (sql, message) in [
+        ("UPDATE t SET n = n + 1", refused_n),
+        ("UPDATE t SET n = 5 WHERE id = 1", refused_n),
+        ("UPDATE t SET n = 'five' WHERE id = 1", refused_n),
+        ("UPDATE t SET n = x'1100' WHERE id = 1", refused_n),
+        ("UPDATE t SET f = 3 WHERE id = 2", refused_f),
+        // One good row and one bad in one statement: neither is written.
+        (
+            "UPDATE t SET n = CASE id WHEN 1 THEN atomik_accum(n, 1) ELSE 9 END",
+            refused_n,
+        ),
+        ("INSERT INTO t VALUES (3, 1, NULL)", refused_n),
+        ("INSERT INTO t(id, f) VALUES (4, 2.5)", refused_f),
+    ] {
+        assert_eq!(err(&c, sql), message, "{sql}");
+    }
+    assert_eq!(text(&c, state), before);
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 0, "nothing was recorded");
+    c.execute_batch("UPDATE t SET n = atomik_accum(n, 1); UPDATE t SET n = NULL WHERE id = 2;")
+        .unwrap();
+    assert_eq!(
+        int(&c, "SELECT atomik_seal()"),
+        2,
+        "atomik writes still seal"
+    );
 }

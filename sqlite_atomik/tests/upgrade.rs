@@ -36,7 +36,7 @@ fn v1_databases_upgrade_and_keep_syncing() {
                 c,
                 "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
             ),
-            4
+            5
         );
         assert_eq!(
             text(c, "SELECT group_concat(grp) FROM atomik_tracked"),
@@ -144,7 +144,7 @@ fn version_2_databases_get_fixed_column_groups() {
             &c,
             "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
         ),
-        4
+        5
     );
     assert_eq!(
         text(
@@ -188,7 +188,7 @@ fn version_3_databases_get_device_keys() {
             &c,
             "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
         ),
-        4
+        5
     );
     assert_eq!(
         int(
@@ -198,4 +198,48 @@ fn version_3_databases_get_device_keys() {
         1
     );
     assert_eq!(int(&c, "SELECT count(*) FROM atomik_device_keys"), 1);
+}
+
+/// Version 4 databases get write triggers that refuse a plain value in a
+/// tracked column (schema version 5) on first use.
+#[test]
+fn version_4_databases_refuse_plain_values() {
+    let dir = temp_dir("upgrade-4-5");
+    let path = dir.join("v4.sqlite");
+    {
+        let c = file(&path);
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB);
+             SELECT atomik_track('t', 'n');
+             INSERT INTO t VALUES (1, atomik_add(2));
+             -- What a version 4 database lacks: triggers that refuse.
+             DROP TRIGGER atomik_written_1;
+             DROP TRIGGER atomik_rewritten_1;
+             UPDATE atomik_meta SET value = 4 WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let c = file(&path);
+    assert_eq!(
+        int(&c, "SELECT atomik_seal()"),
+        1,
+        "the first call upgrades"
+    );
+    assert_eq!(
+        int(
+            &c,
+            "SELECT value FROM atomik_meta WHERE key = 'schema_version'"
+        ),
+        5
+    );
+    assert!(
+        err(&c, "UPDATE t SET n = 7 WHERE id = 1").contains("is tracked and holds atomik values")
+    );
+    c.execute_batch("UPDATE t SET n = atomik_accum(n, 3) WHERE id = 1")
+        .unwrap();
+    assert_eq!(
+        int(&c, "SELECT atomik_seal()"),
+        2,
+        "writes are recorded again"
+    );
 }
