@@ -2,6 +2,7 @@
 
 mod demo;
 mod hub;
+mod inspect;
 mod replica;
 mod serve;
 mod token;
@@ -35,6 +36,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Mint an HS256 device token from a shared secret (testing, dev).
     Token(token::TokenArgs),
+    /// Print what a sync message holds: who sent it, which cursor, every
+    /// cell and delta (a file of message bytes, or - for stdin).
+    Inspect(inspect::InspectArgs),
     /// Measure atomik against full-state sync, SQLite session patchsets,
     /// Automerge counters and plain SQL (benches/README.md, W1–W5); write
     /// bench.json and SVG plots.
@@ -175,6 +179,7 @@ fn main() -> Result<()> {
         Command::Sync(args) => run_sync(&args),
         Command::Serve(args) => args.run(),
         Command::Token(args) => args.run(),
+        Command::Inspect(args) => args.run(),
         Command::Bench(args) => run_bench(&args),
         Command::Abench(args) => run_abench(&args),
     }

@@ -205,3 +205,32 @@ fn an_enrolled_device_syncs_with_its_token_and_no_other() {
     assert!(!ok);
     assert!(err.contains("(403 forbidden_site)"), "{err}");
 }
+
+#[test]
+fn inspect_prints_a_message_and_refuses_what_is_not_one() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/fixtures/v2_request_leaf.bin"
+    );
+    let (ok, out, err) = run(&["inspect", fixture]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("kind     site"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("inventory  qty     add    2              3")),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["inspect", "--json", fixture]);
+    assert!(ok);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["kind"], "request");
+    assert_eq!(rows[0]["position"], 1234);
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"hello").unwrap();
+    let (ok, _, err) = run(&["inspect", junk.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("not an atomik message"), "{err}");
+}

@@ -9,7 +9,8 @@
 //! * [`codec`] — batches, vectors, sync requests and responses on the wire.
 //! * [`protocol`] — seal, exactly-once apply, sync, retention, snapshots,
 //!   over the [`store::Store`] trait.
-//! * [`memory`] — an in-memory store; [`digest`] — the column digest.
+//! * [`memory`] — an in-memory store; [`digest`] — the column digest;
+//!   [`inspect`] — a message as readable rows.
 //!
 //! ```
 //! use atomik_core::{AtomikValue, Group};
@@ -32,6 +33,7 @@ pub mod codec;
 pub mod digest;
 pub mod error;
 pub mod group;
+pub mod inspect;
 pub mod key;
 pub mod log_store;
 pub mod memory;
