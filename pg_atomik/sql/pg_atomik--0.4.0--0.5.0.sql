@@ -21,6 +21,11 @@
 -- * Parked deltas are bounded (max_parked, 10,000 unless set): a message
 --   that would park more cells is refused. New functions atomik_horizon()
 --   / atomik_horizon(secs) and atomik_max_parked() / atomik_max_parked(n).
+-- * atomik_accum(NULL, d) counts from the identity of add (it was STRICT:
+--   a NULL cell stayed NULL, so a counter column without a default never
+--   counted); a NULL delta still gives NULL.
+-- * atomik_inspect(message bytea): one row per cell of a sync message, with
+--   its header (the same SQL as in SQLite).
 -- The other functions keep their names, types and C symbols.
 
 REVOKE INSERT ON atomik.new_cells, atomik.dirty FROM PUBLIC;
@@ -119,3 +124,26 @@ COMMENT ON FUNCTION atomik_horizon() IS 'hub: seconds log entries are kept (30 d
 COMMENT ON FUNCTION atomik_horizon(bigint) IS 'hub: set the seconds log entries are kept; the new value';
 COMMENT ON FUNCTION atomik_max_parked() IS 'how many cells may be kept parked (deltas for rows that cannot be created; 10000 unless set)';
 COMMENT ON FUNCTION atomik_max_parked(bigint) IS 'set the parked-cell limit; a message that would park more is refused; the new value';
+
+ALTER FUNCTION atomik_accum(atomik, bigint) CALLED ON NULL INPUT;
+COMMENT ON FUNCTION atomik_accum(atomik, bigint) IS 'accumulate delta d (a NULL cell counts from add:0)';
+CREATE  FUNCTION "atomik_inspect"(
+	"message" bytea /* & [u8] */
+) RETURNS TABLE (
+	"kind" TEXT,  /* String */
+	"site" TEXT,  /* Option < String > */
+	"hub" TEXT,  /* Option < String > */
+	"position" bigint,  /* Option < i64 > */
+	"base" bigint,  /* Option < i64 > */
+	"ack" bigint,  /* Option < i64 > */
+	"origin" TEXT,  /* Option < String > */
+	"seq" bigint,  /* Option < i64 > */
+	"tbl" TEXT,  /* Option < String > */
+	"col" TEXT,  /* Option < String > */
+	"grp" TEXT,  /* Option < String > */
+	"key" TEXT,  /* Option < String > */
+	"delta" bigint  /* Option < i64 > */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_inspect_wrapper';

@@ -15,7 +15,7 @@ CREATE TYPE atomik;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:17
+-- src/value_fns.rs:18
 -- pg_atomik::value_fns::atomik_in
 -- requires:
 --   atomik_shell
@@ -28,7 +28,32 @@ AS 'MODULE_PATHNAME', 'atomik_in_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:151
+-- src/inspect.rs:13
+-- pg_atomik::inspect::atomik_inspect
+CREATE  FUNCTION "atomik_inspect"(
+	"message" bytea /* & [u8] */
+) RETURNS TABLE (
+	"kind" TEXT,  /* String */
+	"site" TEXT,  /* Option < String > */
+	"hub" TEXT,  /* Option < String > */
+	"position" bigint,  /* Option < i64 > */
+	"base" bigint,  /* Option < i64 > */
+	"ack" bigint,  /* Option < i64 > */
+	"origin" TEXT,  /* Option < String > */
+	"seq" bigint,  /* Option < i64 > */
+	"tbl" TEXT,  /* Option < String > */
+	"col" TEXT,  /* Option < String > */
+	"grp" TEXT,  /* Option < String > */
+	"key" TEXT,  /* Option < String > */
+	"delta" bigint  /* Option < i64 > */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_inspect_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:155
 -- pg_atomik::replication::atomik_new_device_key
 CREATE  FUNCTION "atomik_new_device_key"() RETURNS bytea /* Vec < u8 > */
 STRICT
@@ -37,7 +62,7 @@ AS 'MODULE_PATHNAME', 'atomik_new_device_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:56
+-- src/value_fns.rs:57
 -- pg_atomik::value_fns::atomik_out
 -- requires:
 --   atomik_shell
@@ -50,7 +75,7 @@ AS 'MODULE_PATHNAME', 'atomik_out_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:63
+-- src/value_fns.rs:64
 -- pg_atomik::value_fns::atomik_recv
 -- requires:
 --   atomik_shell
@@ -63,7 +88,7 @@ AS 'MODULE_PATHNAME', 'atomik_recv_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:86
+-- src/value_fns.rs:87
 -- pg_atomik::value_fns::atomik_send
 -- requires:
 --   atomik_shell
@@ -76,7 +101,7 @@ AS 'MODULE_PATHNAME', 'atomik_send_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:97
+-- src/value_fns.rs:98
 -- requires:
 --   atomik_in
 --   atomik_out
@@ -309,83 +334,6 @@ SELECT pg_catalog.pg_extension_config_dump('atomik.deferred', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:238
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT /* & str */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:225
--- pg_atomik::deferred::atomik_defer
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_defer"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT[], /* Vec < Option < String > > */
-	"delta" bigint /* i64 */
-) RETURNS void
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_defer_parts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:212
--- pg_atomik::deferred::atomik_defer
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_defer"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" bigint, /* i64 */
-	"delta" bigint /* i64 */
-) RETURNS void
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:244
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT[] /* Vec < Option < String > > */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:232
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" bigint /* i64 */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_int_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/deferred/mod.rs:218
 -- pg_atomik::deferred::atomik_defer
 -- requires:
@@ -413,6 +361,83 @@ AS 'MODULE_PATHNAME', 'atomik_fold_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/deferred/mod.rs:212
+-- pg_atomik::deferred::atomik_defer
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_defer"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" bigint, /* i64 */
+	"delta" bigint /* i64 */
+) RETURNS void
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:232
+-- pg_atomik::deferred::atomik_live
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" bigint /* i64 */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_live_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:244
+-- pg_atomik::deferred::atomik_live
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT[] /* Vec < Option < String > > */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:225
+-- pg_atomik::deferred::atomik_defer
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_defer"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT[], /* Vec < Option < String > > */
+	"delta" bigint /* i64 */
+) RETURNS void
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_defer_parts_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:238
+-- pg_atomik::deferred::atomik_live
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT /* & str */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/deferred/mod.rs:270
 -- requires:
 --   atomik_defer_int
@@ -434,20 +459,53 @@ COMMENT ON FUNCTION atomik_fold_deferred() IS 'fold committed deferred deltas in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:167
--- pg_atomik::replication::atomik_require_device_keys
+-- src/replication.rs:180
+-- pg_atomik::replication::atomik_horizon
 -- requires:
 --   state_tables
-CREATE  FUNCTION "atomik_require_device_keys"(
-	"on" bool /* bool */
-) RETURNS bigint /* i64 */
+CREATE  FUNCTION "atomik_horizon"() RETURNS bigint /* i64 */
 STRICT  
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_require_device_keys_set_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_horizon_get_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:85
+-- src/replication.rs:186
+-- pg_atomik::replication::atomik_horizon
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_horizon"(
+	"secs" bigint /* i64 */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_horizon_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:138
+-- pg_atomik::replication::atomik_make_relay
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:193
+-- pg_atomik::replication::atomik_max_parked
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_max_parked"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_max_parked_get_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:89
 -- pg_atomik::replication::atomik_seal
 -- requires:
 --   state_tables
@@ -458,14 +516,16 @@ AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:176
--- pg_atomik::replication::atomik_horizon
+-- src/replication.rs:112
+-- pg_atomik::replication::atomik_apply
 -- requires:
 --   state_tables
-CREATE  FUNCTION "atomik_horizon"() RETURNS bigint /* i64 */
-STRICT  
+CREATE  FUNCTION "atomik_apply"(
+	"batch" bytea /* & [u8] */
+) RETURNS bigint /* i64 */
+STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_horizon_get_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -483,20 +543,7 @@ AS 'MODULE_PATHNAME', 'atomik_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:108
--- pg_atomik::replication::atomik_apply
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_apply"(
-	"batch" bytea /* & [u8] */
-) RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:195
+-- src/replication.rs:199
 -- pg_atomik::replication::atomik_max_parked
 -- requires:
 --   state_tables
@@ -509,31 +556,7 @@ AS 'MODULE_PATHNAME', 'atomik_max_parked_set_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:182
--- pg_atomik::replication::atomik_horizon
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_horizon"(
-	"secs" bigint /* i64 */
-) RETURNS bigint /* i64 */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_horizon_set_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:134
--- pg_atomik::replication::atomik_make_relay
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:101
+-- src/replication.rs:105
 -- pg_atomik::replication::atomik_changes
 -- requires:
 --   state_tables
@@ -546,7 +569,7 @@ AS 'MODULE_PATHNAME', 'atomik_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:158
+-- src/replication.rs:162
 -- pg_atomik::replication::atomik_require_device_keys
 -- requires:
 --   state_tables
@@ -557,85 +580,33 @@ AS 'MODULE_PATHNAME', 'atomik_require_device_keys_get_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:189
--- pg_atomik::replication::atomik_max_parked
+-- src/replication.rs:171
+-- pg_atomik::replication::atomik_require_device_keys
 -- requires:
 --   state_tables
-CREATE  FUNCTION "atomik_max_parked"() RETURNS bigint /* i64 */
+CREATE  FUNCTION "atomik_require_device_keys"(
+	"on" bool /* bool */
+) RETURNS bigint /* i64 */
 STRICT  
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_max_parked_get_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_set_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:163
--- pg_atomik::value_fns::atomik_from_bytes
+-- src/value_fns.rs:153
+-- pg_atomik::value_fns::atomik_pending
 -- requires:
 --   atomik_type
-CREATE  FUNCTION "atomik_from_bytes"(
-	"b" bytea /* & [u8] */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_from_bytes_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:133
--- pg_atomik::value_fns::atomik_read
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_read"(
+CREATE  FUNCTION "atomik_pending"(
 	"a" atomik /* Atomik */
 ) RETURNS bigint /* i64 */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_read_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_pending_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:127
--- pg_atomik::value_fns::atomik_accum
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_accum"(
-	"a" atomik, /* Atomik */
-	"d" bigint /* i64 */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_accum_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:115
--- pg_atomik::value_fns::atomik_add
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_add"(
-	"v" bigint /* i64 */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:183
--- pg_atomik::value_fns::atomik_ne
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_ne"(
-	"a" atomik, /* Atomik */
-	"b" atomik /* Atomik */
-) RETURNS bool /* bool */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:170
+-- src/value_fns.rs:178
 -- pg_atomik::value_fns::atomik_combine
 -- requires:
 --   atomik_type
@@ -649,33 +620,20 @@ AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:145
--- pg_atomik::value_fns::atomik_pending
+-- src/value_fns.rs:171
+-- pg_atomik::value_fns::atomik_from_bytes
 -- requires:
 --   atomik_type
-CREATE  FUNCTION "atomik_pending"(
-	"a" atomik /* Atomik */
-) RETURNS bigint /* i64 */
+CREATE  FUNCTION "atomik_from_bytes"(
+	"b" bytea /* & [u8] */
+) RETURNS atomik /* Atomik */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_pending_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_from_bytes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:190
--- pg_atomik::value_fns::atomik_hash
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_hash"(
-	"a" atomik /* Atomik */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_hash_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:157
+-- src/value_fns.rs:165
 -- pg_atomik::value_fns::atomik_bytes
 -- requires:
 --   atomik_type
@@ -688,7 +646,20 @@ AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:177
+-- src/value_fns.rs:141
+-- pg_atomik::value_fns::atomik_read
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_read"(
+	"a" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_read_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:185
 -- pg_atomik::value_fns::atomik_eq
 -- requires:
 --   atomik_type
@@ -702,7 +673,34 @@ AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:151
+-- src/value_fns.rs:116
+-- pg_atomik::value_fns::atomik_add
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_add"(
+	"v" bigint /* i64 */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:191
+-- pg_atomik::value_fns::atomik_ne
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_ne"(
+	"a" atomik, /* Atomik */
+	"b" atomik /* Atomik */
+) RETURNS bool /* bool */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:159
 -- pg_atomik::value_fns::atomik_group
 -- requires:
 --   atomik_type
@@ -715,7 +713,34 @@ AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:139
+-- src/value_fns.rs:198
+-- pg_atomik::value_fns::atomik_hash
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_hash"(
+	"a" atomik /* Atomik */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_hash_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:131
+-- pg_atomik::value_fns::atomik_accum
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_accum"(
+	"a" atomik, /* Option < Atomik > */
+	"d" bigint /* Option < i64 > */
+) RETURNS atomik /* Option < Atomik > */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_accum_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:147
 -- pg_atomik::value_fns::atomik_set
 -- requires:
 --   atomik_type
@@ -729,7 +754,7 @@ AS 'MODULE_PATHNAME', 'atomik_set_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:143
+-- src/replication.rs:147
 -- pg_atomik::replication::atomik_set_device_key
 -- requires:
 --   state_tables
@@ -743,7 +768,7 @@ AS 'MODULE_PATHNAME', 'atomik_set_device_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:79
+-- src/replication.rs:83
 -- pg_atomik::replication::atomik_site_id
 -- requires:
 --   state_tables
@@ -754,7 +779,7 @@ AS 'MODULE_PATHNAME', 'atomik_site_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:120
+-- src/replication.rs:124
 -- pg_atomik::replication::atomik_sync
 -- requires:
 --   state_tables
@@ -767,7 +792,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:126
+-- src/replication.rs:130
 -- pg_atomik::replication::atomik_sync_finish
 -- requires:
 --   state_tables
@@ -780,7 +805,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_finish_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:114
+-- src/replication.rs:118
 -- pg_atomik::replication::atomik_sync_request
 -- requires:
 --   state_tables
@@ -849,7 +874,7 @@ COMMENT ON FUNCTION atomik_digest(text, text) IS 'order-independent digest of (p
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:93
+-- src/replication.rs:97
 -- pg_atomik::replication::atomik_vector
 -- requires:
 --   state_tables
@@ -860,7 +885,7 @@ AS 'MODULE_PATHNAME', 'atomik_vector_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:201
+-- src/replication.rs:205
 -- pg_atomik::replication::atomik_version
 CREATE  FUNCTION "atomik_version"() RETURNS TEXT /* & '_ str */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -869,7 +894,7 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:206
+-- src/replication.rs:210
 -- requires:
 --   atomik_site_id
 --   atomik_seal
@@ -912,7 +937,7 @@ COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only site
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:121
+-- src/value_fns.rs:122
 -- pg_atomik::value_fns::atomik_xor
 -- requires:
 --   atomik_type
@@ -925,7 +950,7 @@ AS 'MODULE_PATHNAME', 'atomik_xor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:200
+-- src/value_fns.rs:208
 -- requires:
 --   atomik_eq
 --   atomik_ne
@@ -966,7 +991,7 @@ CREATE AGGREGATE atomik_fold(atomik) (
 COMMENT ON AGGREGATE atomik_fold(atomik) IS 'group-combine of many atomik values (parallel safe)';
 COMMENT ON FUNCTION atomik_add(bigint) IS 'new atomik value in group add: v, pending';
 COMMENT ON FUNCTION atomik_xor(bigint) IS 'new atomik value in group xor: v, pending';
-COMMENT ON FUNCTION atomik_accum(atomik, bigint) IS 'accumulate delta d';
+COMMENT ON FUNCTION atomik_accum(atomik, bigint) IS 'accumulate delta d (a NULL cell counts from add:0)';
 COMMENT ON FUNCTION atomik_read(atomik) IS 'current value (reference combined with pending)';
 COMMENT ON FUNCTION atomik_set(atomik, bigint) IS 'write v as a delta';
 COMMENT ON FUNCTION atomik_pending(atomik) IS 'unshipped local delta';
@@ -978,75 +1003,6 @@ COMMENT ON FUNCTION atomik_from_bytes(bytea) IS 'value from its canonical 17-byt
 /* <begin connected objects> */
 -- src/internal_fns.rs:5
 CREATE SCHEMA IF NOT EXISTS atomik; /* pg_atomik::internal_fns::atomik */
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:161
--- pg_atomik::internal_fns::atomik::group_code
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."group_code"(
-	"cell" atomik /* Atomik */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'group_code_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:130
--- pg_atomik::internal_fns::atomik::reference
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."reference"(
-	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'reference_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:83
--- pg_atomik::internal_fns::atomik::sealed
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."sealed"(
-	"cell" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sealed_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:48
--- pg_atomik::internal_fns::atomik::receive
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."receive"(
-	"cell" atomik, /* Option < Atomik > */
-	"grp" INT, /* i32 */
-	"delta" bigint, /* i64 */
-	"tbl" TEXT, /* & str */
-	"col" TEXT /* & str */
-) RETURNS atomik /* Atomik */
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'receive_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:151
--- pg_atomik::internal_fns::atomik::rebase
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."rebase"(
-	"cell" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'rebase_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1063,6 +1019,19 @@ AS 'MODULE_PATHNAME', 'read_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/internal_fns.rs:161
+-- pg_atomik::internal_fns::atomik::group_code
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."group_code"(
+	"cell" atomik /* Atomik */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'group_code_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/internal_fns.rs:93
 -- pg_atomik::internal_fns::atomik::dirtied
 -- requires:
@@ -1074,6 +1043,45 @@ CREATE  FUNCTION atomik."dirtied"(
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'dirtied_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:83
+-- pg_atomik::internal_fns::atomik::sealed
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."sealed"(
+	"cell" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sealed_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:130
+-- pg_atomik::internal_fns::atomik::reference
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."reference"(
+	"cell" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reference_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:151
+-- pg_atomik::internal_fns::atomik::rebase
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."rebase"(
+	"cell" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rebase_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1118,6 +1126,23 @@ CREATE  FUNCTION atomik."pending"(
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'pending_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:48
+-- pg_atomik::internal_fns::atomik::receive
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."receive"(
+	"cell" atomik, /* Option < Atomik > */
+	"grp" INT, /* i32 */
+	"delta" bigint, /* i64 */
+	"tbl" TEXT, /* & str */
+	"col" TEXT /* & str */
+) RETURNS atomik /* Atomik */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'receive_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */

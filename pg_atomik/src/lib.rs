@@ -10,9 +10,10 @@
 //! * [`value_fns`] — pure value functions, operators, casts, `atomik_fold`;
 //! * [`internal_fns`] — helpers in schema `atomik` the store's SQL calls;
 //! * [`store`] — `atomik_core::LogStore` (protocol v2 storage) over SPI;
-//! * [`dirty`] — the trigger that records cells written since a seal;
+//! * [`record`] — the triggers that record cells written since a seal;
 //! * [`replication`] / [`tracking`] — the replication SQL functions;
 //! * [`deferred`] — lock-free deferred accumulation, its fold and worker;
+//! * [`inspect`] — `atomik_inspect`, a message as rows;
 //! * [`errors`], [`subxact`] — SQLSTATE mapping and subtransactions.
 
 use pgrx::prelude::*;
@@ -22,6 +23,7 @@ pgrx::pg_module_magic!();
 pub mod datum;
 pub mod deferred;
 pub mod errors;
+pub mod inspect;
 pub mod internal;
 pub mod internal_fns;
 pub mod invalidation;

@@ -1,6 +1,7 @@
 //! The pure functions of DESIGN.md §4 on single values: I/O, constructors,
 //! accessors, casts, operators and the `atomik_fold` aggregate. All are
-//! `IMMUTABLE STRICT PARALLEL SAFE`; each converts its arguments, calls one
+//! `IMMUTABLE PARALLEL SAFE` and, but for `atomik_accum` (a NULL cell
+//! counts from zero), `STRICT`; each converts its arguments, calls one
 //! function of `atomik-core` and maps its error to a SQLSTATE.
 
 use std::ffi::{CStr, CString};
@@ -123,10 +124,17 @@ fn atomik_xor(v: i64) -> Atomik {
     Atomik(AtomikValue::new_pending(Group::Xor, v as u64))
 }
 
-/// `atomik_accum(a, d)`: accumulate the delta `d`.
-#[pg_extern(immutable, strict, parallel_safe, requires = ["atomik_type"])]
-fn atomik_accum(a: Atomik, d: i64) -> Atomik {
-    Atomik(a.0.accum(d as u64))
+/// `atomik_accum(a, d)`: accumulate the delta `d`. A NULL cell counts
+/// from the identity of `add`, so that a counter column without a default
+/// counts (the one function that is not strict; a tracked xor column's
+/// group check refuses the result); a NULL delta gives NULL.
+#[pg_extern(immutable, parallel_safe, requires = ["atomik_type"])]
+fn atomik_accum(a: Option<Atomik>, d: Option<i64>) -> Option<Atomik> {
+    let d = d? as u64;
+    Some(Atomik(match a {
+        Some(a) => a.0.accum(d),
+        None => AtomikValue::new_pending(Group::Add, d),
+    }))
 }
 
 /// `atomik_read(a)`: the current value.
@@ -223,7 +231,7 @@ CREATE AGGREGATE atomik_fold(atomik) (
 COMMENT ON AGGREGATE atomik_fold(atomik) IS 'group-combine of many atomik values (parallel safe)';
 COMMENT ON FUNCTION atomik_add(bigint) IS 'new atomik value in group add: v, pending';
 COMMENT ON FUNCTION atomik_xor(bigint) IS 'new atomik value in group xor: v, pending';
-COMMENT ON FUNCTION atomik_accum(atomik, bigint) IS 'accumulate delta d';
+COMMENT ON FUNCTION atomik_accum(atomik, bigint) IS 'accumulate delta d (a NULL cell counts from add:0)';
 COMMENT ON FUNCTION atomik_read(atomik) IS 'current value (reference combined with pending)';
 COMMENT ON FUNCTION atomik_set(atomik, bigint) IS 'write v as a delta';
 COMMENT ON FUNCTION atomik_pending(atomik) IS 'unshipped local delta';

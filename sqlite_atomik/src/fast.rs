@@ -6,7 +6,7 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use atomik_core::AtomikValue;
+use atomik_core::{AtomikValue, Group};
 use rusqlite::ffi;
 use rusqlite::types::ValueRef;
 
@@ -116,7 +116,11 @@ unsafe extern "C" fn accum(
         let d = int_of(d, 1, f).map_err(|e| e.to_string())?;
         Ok(match (a, d) {
             (Some(a), Some(d)) => Some(a.accum(d as u64)),
-            _ => None,
+            // A NULL cell counts from the identity of `add` (a column
+            // without a default still counts; an xor column's group check
+            // refuses the result: give it DEFAULT atomik_xor(0)).
+            (None, Some(d)) => Some(AtomikValue::new_pending(Group::Add, d as u64)),
+            (_, None) => None,
         })
     }));
     // SAFETY: results are set on the running call's context; the blob is

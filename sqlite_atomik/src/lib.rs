@@ -41,6 +41,7 @@ pub mod args;
 pub mod digest;
 mod fast;
 pub mod ident;
+pub mod inspect;
 pub mod keys;
 pub mod replication;
 pub mod schema;
@@ -96,6 +97,10 @@ pub const SQL_FUNCTIONS: &[(&str, i32)] = &[
     ("atomik_xor", 1),
 ];
 
+/// Every table-valued function (eponymous virtual table) the extension
+/// registers. The test suite pins the modules present to this list.
+pub const SQL_MODULES: &[&str] = &["atomik_inspect"];
+
 /// Register every atomik function on `conn`. The extension's tables are
 /// created in the connection's main database on first use of a function
 /// that needs them.
@@ -105,6 +110,7 @@ pub const SQL_FUNCTIONS: &[(&str, i32)] = &[
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     values::register(conn)?;
     replication::register(conn)?;
+    inspect::register(conn)?;
     Ok(())
 }
 

@@ -10,3 +10,4 @@ INSERT INTO t VALUES (1, atomik_add(5));
 UPDATE t SET n = atomik_accum(n, 1);
 SELECT atomik_seal();
 SELECT atomik_text(n) FROM t;
+SELECT kind, tbl, key, delta FROM atomik_inspect(atomik_sync_request());

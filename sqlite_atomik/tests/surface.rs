@@ -46,6 +46,14 @@ fn surface_equals_declared_list() {
     let got = functions(&c);
     let names: Vec<(&str, i32)> = got.iter().map(|f| (f.0.as_str(), f.1 as i32)).collect();
     assert_eq!(names, sqlite_atomik::SQL_FUNCTIONS);
+    let modules: Vec<String> = c
+        .prepare("SELECT name FROM pragma_module_list WHERE name LIKE 'atomik%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(modules, sqlite_atomik::SQL_MODULES);
     // Every function of DESIGN.md §4 is in the list.
     for f in [
         "atomik_add",

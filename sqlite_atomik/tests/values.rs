@@ -67,7 +67,6 @@ fn strict_null_in_null_out() {
     for sql in [
         "SELECT atomik_add(NULL)",
         "SELECT atomik_xor(NULL)",
-        "SELECT atomik_accum(NULL, 1)",
         "SELECT atomik_accum(atomik_add(1), NULL)",
         "SELECT atomik_set(NULL, 1)",
         "SELECT atomik_read(NULL)",
@@ -82,6 +81,32 @@ fn strict_null_in_null_out() {
         let v: rusqlite::types::Value = c.query_row(sql, [], |r| r.get(0)).unwrap();
         assert_eq!(v, rusqlite::types::Value::Null, "{sql}");
     }
+}
+
+/// A NULL cell counts from the identity of `add`, so that a counter column
+/// without a default counts (the one exception to NULL in, NULL out); in a
+/// tracked xor column the group check refuses the result.
+#[test]
+fn accum_counts_a_null_cell_from_zero() {
+    let c = mem();
+    assert_eq!(
+        text(&c, "SELECT atomik_text(atomik_accum(NULL, 3))"),
+        "add:3;pending=3"
+    );
+    c.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, n BLOB, f BLOB);
+         SELECT atomik_track('t', 'n'); SELECT atomik_track('t', 'f', 'xor');
+         INSERT INTO t(id) VALUES (1);
+         UPDATE t SET n = atomik_accum(n, 1);
+         UPDATE t SET n = atomik_accum(n, 1);",
+    )
+    .unwrap();
+    assert_eq!(int(&c, "SELECT atomik_read(n) FROM t"), 2);
+    assert_eq!(int(&c, "SELECT atomik_seal()"), 1, "the new cell ships");
+    assert_eq!(
+        err(&c, "UPDATE t SET f = atomik_accum(f, 1)"),
+        "atomik: column \"t\".\"f\" is tracked as xor; a value of another group cannot be written to it"
+    );
 }
 
 #[test]

@@ -17,8 +17,9 @@ SELECT atomik_bytes(atomik_add(1)), atomik_bytes(atomik_xor(1));
 SELECT atomik_bytes(atomik_accum(atomik_add(5), -7));
 SELECT atomik_read(atomik_from_bytes(atomik_bytes(atomik_accum(atomik_add(5), -7))));
 SELECT atomik_pending(atomik_from_bytes(atomik_bytes(atomik_accum(atomik_add(5), -7))));
--- NULL in, NULL out.
-SELECT atomik_read(NULL), CASE WHEN atomik_accum(NULL, 1) IS NULL THEN 'null' END, CASE WHEN atomik_add(NULL) IS NULL THEN 'null' END;
+-- NULL in, NULL out; but a NULL cell accumulates from add:0.
+SELECT atomik_read(NULL), CASE WHEN atomik_accum(atomik_add(1), NULL) IS NULL THEN 'null' END, CASE WHEN atomik_add(NULL) IS NULL THEN 'null' END;
+SELECT atomik_read(atomik_accum(NULL, 3)), atomik_pending(atomik_accum(NULL, 3)), atomik_group(atomik_accum(NULL, 3));
 -- Bad input is refused with the same message on both engines.
 SELECT atomik_read(atomik_from_bytes(substr(atomik_bytes(atomik_add(1)), 1, 16)));
 SELECT atomik_read(atomik_fold(v)) FROM (SELECT atomik_add(1) AS v UNION ALL SELECT atomik_xor(1)) AS t;
@@ -46,6 +47,8 @@ SELECT atomik_digest('inv', 'qty'), atomik_digest('inv', 'flags');
 UPDATE inv SET qty = atomik_accum(qty, 1) WHERE sku = 3;
 SELECT atomik_seal();
 SELECT length(atomik_vector()), length(atomik_sync_request());
+-- What a request holds, as rows.
+SELECT kind, seq, tbl, col, grp, key, delta FROM atomik_inspect(atomik_sync_request()) ORDER BY tbl, col, key, seq;
 SELECT atomik_digest('inv', 'nosuch');
 SELECT atomik_apply(atomik_bytes(atomik_add(1)));
 SELECT atomik_sync_finish(atomik_sync_request());
