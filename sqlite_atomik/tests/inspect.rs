@@ -4,6 +4,9 @@
 mod common;
 use common::*;
 
+/// kind, site, position, origin, seq, key, delta.
+type RequestRow = (String, String, Option<i64>, String, i64, String, i64);
+
 #[test]
 fn a_request_and_its_response_as_rows() {
     let device = mem();
@@ -19,7 +22,7 @@ fn a_request_and_its_response_as_rows() {
         .unwrap();
     let request = blob(&device, "SELECT atomik_sync_request()");
     let site = text(&device, "SELECT atomik_site_id()");
-    let rows: Vec<(String, String, Option<i64>, String, i64, String, i64)> = device
+    let rows: Vec<RequestRow> = device
         .prepare(
             "SELECT kind, site, position, origin, seq, key, delta FROM atomik_inspect(?1) ORDER BY key",
         )
