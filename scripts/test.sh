@@ -25,6 +25,15 @@ offload/test.sh --locked
 section "W6 abench on every backend (cpu, simulated RTL)"
 cargo run --locked --release -p atomik-cli --features sim -- abench 65537 0xDEADBEEF0BADF00D
 
+section "the installed atomik command (cargo install, as the README says)"
+INSTALL_ROOT=$(mktemp -d /tmp/atomik-install.XXXXXX)
+cargo install --locked --path cli --root "$INSTALL_ROOT" --target-dir target
+"$INSTALL_ROOT/bin/atomik" --version | grep -q "^atomik " \
+    || { echo "the installed atomik does not run" >&2; exit 1; }
+"$INSTALL_ROOT/bin/atomik" demo --devices 2 --rounds 1 --skus 50 | grep -q "converged: yes" \
+    || { echo "the installed atomik's demo did not converge" >&2; exit 1; }
+rm -rf "$INSTALL_ROOT"
+
 section "sqlite_atomik: the loadable .so in python3 and the sqlite3 shell"
 sqlite_atomik/test-loadable.sh
 
