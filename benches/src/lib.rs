@@ -25,6 +25,7 @@
 pub mod cluster;
 pub mod density;
 pub mod plots;
+pub mod push;
 pub mod report;
 pub mod stats;
 pub mod w1;
@@ -191,6 +192,25 @@ pub fn run_w7load(
         .with_context(|| format!("cannot create {}", config.out_dir.display()))?;
     let r = w7load::run(params, config.seed, conninfo, atomik)?;
     report::write_json(&config.out_dir.join("w7load.json"), &r)?;
+    Ok(r)
+}
+
+/// Measure live push alone (`atomik bench --only push`): a SQLite hub and,
+/// with `config.pg`, a PostgreSQL hub, behind `atomik` (the `atomik`
+/// binary) as `atomik serve`; write `push.json` into the output directory
+/// and return the report.
+///
+/// # Errors
+/// As [`push::run`]; writing the file.
+pub fn run_push(
+    config: &BenchConfig,
+    params: &push::PushParams,
+    atomik: &std::path::Path,
+) -> Result<push::PushReport> {
+    std::fs::create_dir_all(&config.out_dir)
+        .with_context(|| format!("cannot create {}", config.out_dir.display()))?;
+    let r = push::run(params, config.seed, config.pg.as_deref(), atomik)?;
+    report::write_json(&config.out_dir.join("push.json"), &r)?;
     Ok(r)
 }
 

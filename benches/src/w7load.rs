@@ -272,7 +272,7 @@ fn pct(bytes: &[u8]) -> String {
 }
 
 /// `atomik serve` as a child process, killed when dropped.
-struct ServeChild {
+pub(crate) struct ServeChild {
     child: Child,
     url: String,
 }
@@ -280,7 +280,7 @@ struct ServeChild {
 impl ServeChild {
     /// Start `atomik serve --hub HUB --listen 127.0.0.1:0 --pool POOL` and
     /// read the address it listens on from its stderr.
-    fn start(atomik: &Path, hub: &str, pool: usize) -> Result<Self> {
+    pub(crate) fn start(atomik: &Path, hub: &str, pool: usize) -> Result<Self> {
         let child = Command::new(atomik)
             .args(["serve", "--hub", hub, "--listen", "127.0.0.1:0", "--pool"])
             .arg(pool.to_string())
@@ -317,6 +317,13 @@ impl ServeChild {
     }
 }
 
+impl ServeChild {
+    /// The `http://` address it listens on.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+}
+
 impl Drop for ServeChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -325,12 +332,12 @@ impl Drop for ServeChild {
 }
 
 /// An HTTP client with one keep-alive connection (a device's).
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT).build()
 }
 
 /// The body of a successful answer, or the failure with its reason.
-fn body(answer: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>> {
+pub(crate) fn body(answer: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>> {
     match answer {
         Ok(resp) => {
             let mut bytes = Vec::new();

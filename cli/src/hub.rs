@@ -148,6 +148,48 @@ pub fn exchange_with(hub: &HubUrl, request: &[u8], options: &HttpOptions) -> Res
     }
 }
 
+/// `GET /watch?after=N&wait=SECS` of an `atomik serve` endpoint: wait
+/// until the hub's log is past `after` (or `wait_secs` pass); the log's
+/// position then.
+///
+/// # Errors
+/// A hub that is not HTTP; transport errors; the hub's refusal.
+pub fn watch(hub: &HubUrl, after: u64, wait_secs: u64, options: &HttpOptions) -> Result<u64> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        position: u64,
+    }
+    let HubUrl::Http(url) = hub else {
+        bail!("--watch needs an atomik serve hub (http:// or https://): a database has nothing to watch over the network");
+    };
+    let endpoint = format!("{url}/watch");
+    let mut get = options
+        .agent()?
+        .get(&endpoint)
+        .query("after", &after.to_string())
+        .query("wait", &wait_secs.to_string())
+        .timeout(std::time::Duration::from_secs(wait_secs + 30));
+    if let Some(token) = &options.token {
+        get = get.set("Authorization", &format!("Bearer {token}"));
+    }
+    match get.call() {
+        Ok(resp) => {
+            let text = resp
+                .into_string()
+                .with_context(|| format!("reading the answer of {endpoint}"))?;
+            let answer: Answer = serde_json::from_str(&text)
+                .with_context(|| format!("{endpoint} answered {text:?}, not a position"))?;
+            Ok(answer.position)
+        }
+        Err(ureq::Error::Status(status, resp)) => {
+            let retry = resp.header("Retry-After").map(str::to_string);
+            let reason = resp.into_string().unwrap_or_default();
+            Err(refusal(&endpoint, status, &reason, retry.as_deref()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot reach {endpoint}")),
+    }
+}
+
 /// A refusal as the user reads it: the hub's message, then its status and
 /// code (`{"error":"<code>","message":"…"}`; older hubs answer text).
 fn refusal(endpoint: &str, status: u16, reason: &str, retry: Option<&str>) -> anyhow::Error {

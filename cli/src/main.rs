@@ -74,10 +74,15 @@ struct BenchArgs {
     /// Port of the throwaway cluster.
     #[arg(long, default_value_t = 55470)]
     cluster_port: u16,
-    /// Run only this suite and write its JSON: `w7` (the fleet) or
-    /// `w7load` (W7 concurrency through `atomik serve` on PostgreSQL).
-    #[arg(long, value_parser = ["w7", "w7load"])]
+    /// Run only this suite and write its JSON: `w7` (the fleet), `w7load`
+    /// (W7 concurrency through `atomik serve` on PostgreSQL) or `push`
+    /// (live push: GET /watch against polling, through `atomik serve`).
+    #[arg(long, value_parser = ["w7", "w7load", "push"])]
     only: Option<String>,
+    /// With `--only push`: changes measured each way (default 200; 1,000
+    /// watched and 400 polled with --full).
+    #[arg(long, requires = "only")]
+    changes: Option<usize>,
     /// With `--only w7`: the fleet sizes (default 10,1000; 10,100,1000,10000 with --full).
     #[arg(long, value_delimiter = ',', requires = "only")]
     fleet: Option<Vec<usize>>,
@@ -161,6 +166,11 @@ struct SyncArgs {
     /// (a private CA or a self-signed hub); default: the public web PKI.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
+    /// Stay online: after the sync, hold a watch on the hub (GET /watch of
+    /// `atomik serve`) and sync again each time its log moves past this
+    /// device's cursor, until interrupted.
+    #[arg(long)]
+    watch: bool,
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -195,6 +205,7 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     };
     match args.only.as_deref() {
         Some("w7load") => return run_w7load_bench(args, &config),
+        Some("push") => return run_push_bench(args, &config),
         Some(_) => return run_fleet_bench(args, &config),
         None => {}
     }
@@ -276,6 +287,60 @@ fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Resu
         println!("{hub}: {figure}: {ratio:.2}");
     }
     println!("wrote {}", config.out_dir.join("w7.json").display());
+    Ok(())
+}
+
+/// `atomik bench --only push`: live push through `atomik serve` on a
+/// SQLite hub and, when it can, a PostgreSQL hub (`--pg`, or a throwaway
+/// cluster); prints the table and writes push.json.
+fn run_push_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Result<()> {
+    use atomik_bench::{cluster, push::PushParams, run_push, BenchConfig};
+    let mut params = PushParams::standard(args.full);
+    if let Some(n) = args.changes {
+        if n == 0 {
+            bail!("--changes must be at least 1");
+        }
+        params.changes = n;
+        params.poll_changes = n;
+    }
+    let atomik = std::env::current_exe()?;
+    let report = if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err()
+    {
+        run_push(config, &params, &atomik)?
+    } else {
+        cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {
+            run_push(
+                &BenchConfig {
+                    pg: Some(conninfo.to_string()),
+                    ..config.clone()
+                },
+                &params,
+                &atomik,
+            )
+        })?
+    };
+    println!("| hub | device | changes | median ms | p90 ms | p99 ms | max ms | device syncs | watches |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for h in &report.hubs {
+        for l in [&h.watch, &h.poll] {
+            println!(
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                h.hub,
+                l.mode,
+                l.changes,
+                l.median_ms,
+                l.p90_ms,
+                l.p99_ms,
+                l.max_ms,
+                l.watcher_syncs,
+                l.watches
+            );
+        }
+    }
+    for h in &report.hubs {
+        println!("{}: median watch / poll: {:.3}", h.hub, h.median_ratio);
+    }
+    println!("wrote {}", config.out_dir.join("push.json").display());
     Ok(())
 }
 
@@ -464,8 +529,13 @@ fn db_name(i: usize) -> String {
 
 fn run_sync(args: &SyncArgs) -> Result<()> {
     let hub = HubUrl::parse(&args.hub)?;
+    if args.watch && !matches!(hub, HubUrl::Http(_)) {
+        anyhow::bail!(
+            "--watch needs an atomik serve hub (http:// or https://), not {}",
+            args.hub
+        );
+    }
     let mut device = SqliteReplica::open_existing(&args.db)?;
-    let now = hub::now_secs();
     let options = hub::HttpOptions {
         token: match &args.token_file {
             Some(path) => Some(hub::HttpOptions::read_token(path)?),
@@ -473,8 +543,29 @@ fn run_sync(args: &SyncArgs) -> Result<()> {
         },
         ca_file: args.ca_file.clone(),
     };
+    let mut cursor = sync_once(args, &hub, &mut device, &options)?;
+    if !args.watch {
+        return Ok(());
+    }
+    loop {
+        let position = hub::watch(&hub, cursor, serve::WATCH_WAIT_SECS, &options)?;
+        if position > cursor {
+            cursor = sync_once(args, &hub, &mut device, &options)?;
+        }
+    }
+}
+
+/// One sync of `device` with `hub`, reported on stdout; the device's new
+/// cursor position in the hub's log.
+fn sync_once(
+    args: &SyncArgs,
+    hub: &HubUrl,
+    device: &mut SqliteReplica,
+    options: &hub::HttpOptions,
+) -> Result<u64> {
+    let now = hub::now_secs();
     let request = device.sync_request(now)?;
-    let response = hub::exchange_with(&hub, &request, &options)?;
+    let response = hub::exchange_with(hub, &request, options)?;
     let applied = device.finish_sync(&response, now)?;
     println!(
         "synced {} with {}: {applied} deltas applied, {} bytes up, {} bytes down",
@@ -483,5 +574,5 @@ fn run_sync(args: &SyncArgs) -> Result<()> {
         request.len(),
         response.len()
     );
-    Ok(())
+    Ok(atomik_core::codec::v2::decode_response(&response)?.position)
 }

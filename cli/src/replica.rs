@@ -34,6 +34,8 @@ pub trait Replica {
     fn digest(&mut self) -> Result<i64>;
     /// `atomik_site_id()`.
     fn site_id(&mut self) -> Result<String>;
+    /// `atomik_log_position()`: where a hub's log ends.
+    fn log_position(&mut self) -> Result<u64>;
 }
 
 /// A replica kept in memory by `atomik_core::memory::MemoryStore`.
@@ -92,6 +94,10 @@ impl Replica for MemoryReplica {
     fn site_id(&mut self) -> Result<String> {
         use atomik_core::Store;
         Ok(self.0.site_id()?.to_string())
+    }
+
+    fn log_position(&mut self) -> Result<u64> {
+        Ok(atomik_core::feed::position(&mut self.0)?)
     }
 }
 
@@ -180,8 +186,25 @@ impl Replica for SqliteReplica {
         self.blob_call("SELECT atomik_sync_request()", None)
     }
 
+    /// In `BEGIN IMMEDIATE` unless the caller opened a transaction: other
+    /// processes may write the hub file too (a feed consumer, the app),
+    /// and a deferred transaction that reads before it writes is refused
+    /// at once (SQLITE_BUSY) where an immediate one waits its turn.
     fn serve_sync(&mut self, request: &[u8], _now: u64) -> Result<Vec<u8>> {
-        self.blob_call("SELECT atomik_sync(?1)", Some(request))
+        if !self.conn.is_autocommit() {
+            return self.blob_call("SELECT atomik_sync(?1)", Some(request));
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let answer = self
+            .blob_call("SELECT atomik_sync(?1)", Some(request))
+            .and_then(|a| {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(a)
+            });
+        if answer.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        answer
     }
 
     fn finish_sync(&mut self, response: &[u8], _now: u64) -> Result<u64> {
@@ -218,6 +241,13 @@ impl Replica for SqliteReplica {
         Ok(self
             .conn
             .query_row("SELECT atomik_site_id()", [], |r| r.get(0))?)
+    }
+
+    fn log_position(&mut self) -> Result<u64> {
+        let p: i64 = self
+            .conn
+            .query_row("SELECT atomik_log_position()", [], |r| r.get(0))?;
+        Ok(p as u64)
     }
 }
 
@@ -346,6 +376,14 @@ impl Replica for PgReplica {
             .query_one("SELECT atomik_site_id()", &[])?
             .get(0))
     }
+
+    fn log_position(&mut self) -> Result<u64> {
+        let p: i64 = self
+            .client
+            .query_one("SELECT atomik_log_position()", &[])?
+            .get(0);
+        Ok(p as u64)
+    }
 }
 
 impl<R: Replica + ?Sized> Replica for Box<R> {
@@ -375,5 +413,8 @@ impl<R: Replica + ?Sized> Replica for Box<R> {
     }
     fn site_id(&mut self) -> Result<String> {
         (**self).site_id()
+    }
+    fn log_position(&mut self) -> Result<u64> {
+        (**self).log_position()
     }
 }

@@ -241,6 +241,22 @@ pub enum ProtocolError {
     /// `atomik_changes` on a replica that keeps no log.
     #[error("replica {0} is not a hub (it has served no sync), so it keeps no log to answer from; ask a hub")]
     NotServing(SiteId),
+    /// A feed cursor behind the trimmed part of the hub's log.
+    #[error("feed cursor {after} is behind this hub's log, which is trimmed through position {trimmed} (entries older than the retention horizon, atomik_horizon(), are dropped): the deltas in between are gone; rebuild the consumer from the tables and resume from atomik_log_position()")]
+    FeedTrimmed {
+        /// The cursor asked for.
+        after: u64,
+        /// Every position at or below this one is gone.
+        trimmed: u64,
+    },
+    /// A feed cursor past the end of the hub's log.
+    #[error("feed cursor {after} is past the end of this hub's log (position {end}): it comes from another hub, or this database was restored from an older backup; rebuild the consumer from the tables and resume from atomik_log_position()")]
+    FeedAhead {
+        /// The cursor asked for.
+        after: u64,
+        /// The log's last committed position.
+        end: u64,
+    },
     /// A relay has not yet installed its upstream's relay snapshot.
     #[error("relay {0} has not yet bootstrapped from its upstream: sync it upstream once (atomik_sync_request, the upstream's atomik_sync, atomik_sync_finish), then serve")]
     RelayBootstrapping(SiteId),

@@ -145,6 +145,50 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The key as JSON, as the changefeed shows it where a column holds
+    /// any key: a single-part key is a JSON number or string, a composite
+    /// key an array of those in key order (`7`, `"a"`, `[1,"a"]`).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let part = |out: &mut String, p: &KeyPart| match p {
+            KeyPart::Int(v) => out.push_str(&v.to_string()),
+            KeyPart::Text(s) => json_string(out, s),
+        };
+        if let [only] = self.0.as_slice() {
+            part(&mut out, only);
+            return out;
+        }
+        out.push('[');
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            part(&mut out, p);
+        }
+        out.push(']');
+        out
+    }
+}
+
+/// `s` as a JSON string (RFC 8259: quote, backslash and control
+/// characters escaped; everything else as is).
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let part = |f: &mut fmt::Formatter<'_>, p: &KeyPart| match p {
@@ -176,6 +220,19 @@ mod tests {
         assert_eq!(
             Key(vec![KeyPart::Int(1), KeyPart::Text("a".into())]).to_string(),
             "(1, 'a')"
+        );
+    }
+
+    #[test]
+    fn json() {
+        assert_eq!(Key::int(-4).to_json(), "-4");
+        assert_eq!(
+            Key::text("a\"b\\c\n\u{1}").to_json(),
+            r#""a\"b\\c\n\u0001""#
+        );
+        assert_eq!(
+            Key(vec![KeyPart::Int(1), KeyPart::Text("é".into())]).to_json(),
+            r#"[1,"é"]"#
         );
     }
 

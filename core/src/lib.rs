@@ -32,6 +32,7 @@ pub mod changes;
 pub mod codec;
 pub mod digest;
 pub mod error;
+pub mod feed;
 pub mod group;
 pub mod inspect;
 pub mod key;

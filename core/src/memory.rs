@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::error::{ProtocolError, Result};
 use crate::group::Group;
 use crate::key::{Key, KeyShape};
-use crate::log_store::{LogAppend, LogBounds, LogStore};
+use crate::log_store::{LogAppend, LogBounds, LogEntry, LogStore};
 use crate::site::{SiteId, VersionVector};
 use crate::store::{Store, TrackedColumn};
 use crate::value::AtomikValue;
@@ -527,6 +527,23 @@ impl LogStore for MemoryStore {
         Ok(self
             .log_range(after, through, asker)
             .map(|r| Batch {
+                origin: r.origin,
+                seq: r.seq,
+                changes: (*r.changes).clone(),
+            })
+            .collect())
+    }
+
+    fn log_read(&mut self, after: u64, through: u64, limit: u64) -> Result<Vec<LogEntry>> {
+        if through <= after {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .log
+            .range(after + 1..=through)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(p, r)| LogEntry {
+                position: *p,
                 origin: r.origin,
                 seq: r.seq,
                 changes: (*r.changes).clone(),

@@ -147,3 +147,32 @@ CREATE  FUNCTION "atomik_inspect"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_inspect_wrapper';
+
+-- The changefeed (atomik_feed, atomik_log_position) and atomik_publish.
+CREATE  FUNCTION "atomik_feed"(
+	"after" bigint, /* Option < i64 > */
+	"max_entries" bigint DEFAULT NULL /* Option < i64 > */
+) RETURNS TABLE (
+	"position" bigint,  /* i64 */
+	"origin" TEXT,  /* Option < String > */
+	"seq" bigint,  /* Option < i64 > */
+	"tbl" TEXT,  /* Option < String > */
+	"col" TEXT,  /* Option < String > */
+	"grp" TEXT,  /* Option < String > */
+	"key" jsonb,  /* Option < JsonB > */
+	"delta" bigint  /* Option < i64 > */
+)
+STABLE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_feed_wrapper';
+CREATE  FUNCTION "atomik_log_position"() RETURNS bigint /* i64 */
+STRICT STABLE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_log_position_wrapper';
+CREATE  FUNCTION "atomik_publish"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_publish_wrapper';
+COMMENT ON FUNCTION atomik_feed(bigint, bigint) IS 'hub: one row per cell of each log entry after position after (at most max_entries entries), the columns the caller may read; resume from the last row''s position';
+COMMENT ON FUNCTION atomik_log_position() IS 'hub: the position where its log ends: the cursor a new feed consumer starts from';
+COMMENT ON FUNCTION atomik_publish() IS 'hub: number the committed log entries not numbered yet (feed, LISTEN atomik_log); the log position';

@@ -53,7 +53,7 @@ AS 'MODULE_PATHNAME', 'atomik_inspect_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:155
+-- src/replication.rs:186
 -- pg_atomik::replication::atomik_new_device_key
 CREATE  FUNCTION "atomik_new_device_key"() RETURNS bytea /* Vec < u8 > */
 STRICT
@@ -334,22 +334,6 @@ SELECT pg_catalog.pg_extension_config_dump('atomik.deferred', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:218
--- pg_atomik::deferred::atomik_defer
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_defer"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT, /* & str */
-	"delta" bigint /* i64 */
-) RETURNS void
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_defer_text_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/deferred/mod.rs:252
 -- pg_atomik::deferred::atomik_fold_deferred
 -- requires:
@@ -358,6 +342,37 @@ CREATE  FUNCTION "atomik_fold_deferred"() RETURNS bigint /* i64 */
 STRICT 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_fold_deferred_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:238
+-- pg_atomik::deferred::atomik_live
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_live"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT /* & str */
+) RETURNS bigint /* Option < i64 > */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:225
+-- pg_atomik::deferred::atomik_defer
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_defer"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT[], /* Vec < Option < String > > */
+	"delta" bigint /* i64 */
+) RETURNS void
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_defer_parts_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -374,6 +389,22 @@ CREATE  FUNCTION "atomik_defer"(
 STRICT  
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_defer_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/deferred/mod.rs:218
+-- pg_atomik::deferred::atomik_defer
+-- requires:
+--   deferred_buffer
+CREATE  FUNCTION "atomik_defer"(
+	"table" TEXT, /* & str */
+	"column" TEXT, /* & str */
+	"key" TEXT, /* & str */
+	"delta" bigint /* i64 */
+) RETURNS void
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_defer_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -407,37 +438,6 @@ AS 'MODULE_PATHNAME', 'atomik_live_parts_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/deferred/mod.rs:225
--- pg_atomik::deferred::atomik_defer
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_defer"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT[], /* Vec < Option < String > > */
-	"delta" bigint /* i64 */
-) RETURNS void
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_defer_parts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/deferred/mod.rs:238
--- pg_atomik::deferred::atomik_live
--- requires:
---   deferred_buffer
-CREATE  FUNCTION "atomik_live"(
-	"table" TEXT, /* & str */
-	"column" TEXT, /* & str */
-	"key" TEXT /* & str */
-) RETURNS bigint /* Option < i64 > */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_live_text_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/deferred/mod.rs:270
 -- requires:
 --   atomik_defer_int
@@ -459,42 +459,7 @@ COMMENT ON FUNCTION atomik_fold_deferred() IS 'fold committed deferred deltas in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:180
--- pg_atomik::replication::atomik_horizon
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_horizon"() RETURNS bigint /* i64 */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_horizon_get_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:186
--- pg_atomik::replication::atomik_horizon
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_horizon"(
-	"secs" bigint /* i64 */
-) RETURNS bigint /* i64 */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_horizon_set_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:138
--- pg_atomik::replication::atomik_make_relay
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:193
+-- src/replication.rs:224
 -- pg_atomik::replication::atomik_max_parked
 -- requires:
 --   state_tables
@@ -502,6 +467,53 @@ CREATE  FUNCTION "atomik_max_parked"() RETURNS bigint /* i64 */
 STRICT  
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_max_parked_get_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:193
+-- pg_atomik::replication::atomik_require_device_keys
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_require_device_keys"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_get_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/feed.rs:132
+-- pg_atomik::feed::atomik_feed
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_feed"(
+	"after" bigint, /* Option < i64 > */
+	"max_entries" bigint DEFAULT NULL /* Option < i64 > */
+) RETURNS TABLE (
+	"position" bigint,  /* i64 */
+	"origin" TEXT,  /* Option < String > */
+	"seq" bigint,  /* Option < i64 > */
+	"tbl" TEXT,  /* Option < String > */
+	"col" TEXT,  /* Option < String > */
+	"grp" TEXT,  /* Option < String > */
+	"key" jsonb,  /* Option < JsonB > */
+	"delta" bigint  /* Option < i64 > */
+)
+STABLE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_feed_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:143
+-- pg_atomik::replication::atomik_apply
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_apply"(
+	"batch" bytea /* & [u8] */
+) RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -516,16 +528,110 @@ AS 'MODULE_PATHNAME', 'atomik_seal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:112
--- pg_atomik::replication::atomik_apply
+-- src/replication.rs:217
+-- pg_atomik::replication::atomik_horizon
 -- requires:
 --   state_tables
-CREATE  FUNCTION "atomik_apply"(
-	"batch" bytea /* & [u8] */
+CREATE  FUNCTION "atomik_horizon"(
+	"secs" bigint /* i64 */
 ) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_horizon_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:169
+-- pg_atomik::replication::atomik_make_relay
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_make_relay"() RETURNS bigint /* i64 */
 STRICT 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_apply_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_make_relay_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:202
+-- pg_atomik::replication::atomik_require_device_keys
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_require_device_keys"(
+	"on" bool /* bool */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_require_device_keys_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/feed.rs:190
+-- pg_atomik::feed::atomik_log_position
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_log_position"() RETURNS bigint /* i64 */
+STRICT STABLE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_log_position_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/feed.rs:197
+-- requires:
+--   atomik_feed
+--   atomik_log_position
+
+
+COMMENT ON FUNCTION atomik_feed(bigint, bigint) IS 'hub: one row per cell of each log entry after position after (at most max_entries entries), the columns the caller may read; resume from the last row''s position';
+COMMENT ON FUNCTION atomik_log_position() IS 'hub: the position where its log ends: the cursor a new feed consumer starts from';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:105
+-- pg_atomik::replication::atomik_changes
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_changes"(
+	"vector" bytea /* & [u8] */
+) RETURNS bytea /* Vec < u8 > */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_changes_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:230
+-- pg_atomik::replication::atomik_max_parked
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_max_parked"(
+	"n" bigint /* i64 */
+) RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_max_parked_set_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:135
+-- pg_atomik::replication::atomik_publish
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_publish"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_publish_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/replication.rs:211
+-- pg_atomik::replication::atomik_horizon
+-- requires:
+--   state_tables
+CREATE  FUNCTION "atomik_horizon"() RETURNS bigint /* i64 */
+STRICT  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_horizon_get_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -543,53 +649,17 @@ AS 'MODULE_PATHNAME', 'atomik_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:199
--- pg_atomik::replication::atomik_max_parked
+-- src/value_fns.rs:185
+-- pg_atomik::value_fns::atomik_eq
 -- requires:
---   state_tables
-CREATE  FUNCTION "atomik_max_parked"(
-	"n" bigint /* i64 */
-) RETURNS bigint /* i64 */
-STRICT  
+--   atomik_type
+CREATE  FUNCTION "atomik_eq"(
+	"a" atomik, /* Atomik */
+	"b" atomik /* Atomik */
+) RETURNS bool /* bool */
+IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_max_parked_set_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:105
--- pg_atomik::replication::atomik_changes
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_changes"(
-	"vector" bytea /* & [u8] */
-) RETURNS bytea /* Vec < u8 > */
-STRICT 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_changes_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:162
--- pg_atomik::replication::atomik_require_device_keys
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_require_device_keys"() RETURNS bigint /* i64 */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_require_device_keys_get_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/replication.rs:171
--- pg_atomik::replication::atomik_require_device_keys
--- requires:
---   state_tables
-CREATE  FUNCTION "atomik_require_device_keys"(
-	"on" bool /* bool */
-) RETURNS bigint /* i64 */
-STRICT  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_require_device_keys_set_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -606,46 +676,6 @@ AS 'MODULE_PATHNAME', 'atomik_pending_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:178
--- pg_atomik::value_fns::atomik_combine
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_combine"(
-	"a" atomik, /* Atomik */
-	"b" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:171
--- pg_atomik::value_fns::atomik_from_bytes
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_from_bytes"(
-	"b" bytea /* & [u8] */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_from_bytes_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:165
--- pg_atomik::value_fns::atomik_bytes
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_bytes"(
-	"a" atomik /* Atomik */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/value_fns.rs:141
 -- pg_atomik::value_fns::atomik_read
 -- requires:
@@ -656,33 +686,6 @@ CREATE  FUNCTION "atomik_read"(
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'atomik_read_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:185
--- pg_atomik::value_fns::atomik_eq
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_eq"(
-	"a" atomik, /* Atomik */
-	"b" atomik /* Atomik */
-) RETURNS bool /* bool */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_eq_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/value_fns.rs:116
--- pg_atomik::value_fns::atomik_add
--- requires:
---   atomik_type
-CREATE  FUNCTION "atomik_add"(
-	"v" bigint /* i64 */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -700,16 +703,30 @@ AS 'MODULE_PATHNAME', 'atomik_ne_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:159
--- pg_atomik::value_fns::atomik_group
+-- src/value_fns.rs:131
+-- pg_atomik::value_fns::atomik_accum
 -- requires:
 --   atomik_type
-CREATE  FUNCTION "atomik_group"(
+CREATE  FUNCTION "atomik_accum"(
+	"a" atomik, /* Option < Atomik > */
+	"d" bigint /* Option < i64 > */
+) RETURNS atomik /* Option < Atomik > */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_accum_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:165
+-- pg_atomik::value_fns::atomik_bytes
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_bytes"(
 	"a" atomik /* Atomik */
-) RETURNS TEXT /* & '_ str */
+) RETURNS bytea /* Vec < u8 > */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_bytes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -726,17 +743,56 @@ AS 'MODULE_PATHNAME', 'atomik_hash_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/value_fns.rs:131
--- pg_atomik::value_fns::atomik_accum
+-- src/value_fns.rs:159
+-- pg_atomik::value_fns::atomik_group
 -- requires:
 --   atomik_type
-CREATE  FUNCTION "atomik_accum"(
-	"a" atomik, /* Option < Atomik > */
-	"d" bigint /* Option < i64 > */
-) RETURNS atomik /* Option < Atomik > */
-IMMUTABLE PARALLEL SAFE 
+CREATE  FUNCTION "atomik_group"(
+	"a" atomik /* Atomik */
+) RETURNS TEXT /* & '_ str */
+IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'atomik_accum_wrapper';
+AS 'MODULE_PATHNAME', 'atomik_group_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:116
+-- pg_atomik::value_fns::atomik_add
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_add"(
+	"v" bigint /* i64 */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_add_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:171
+-- pg_atomik::value_fns::atomik_from_bytes
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_from_bytes"(
+	"b" bytea /* & [u8] */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_from_bytes_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/value_fns.rs:178
+-- pg_atomik::value_fns::atomik_combine
+-- requires:
+--   atomik_type
+CREATE  FUNCTION "atomik_combine"(
+	"a" atomik, /* Atomik */
+	"b" atomik /* Atomik */
+) RETURNS atomik /* Atomik */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'atomik_combine_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -754,7 +810,7 @@ AS 'MODULE_PATHNAME', 'atomik_set_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:147
+-- src/replication.rs:178
 -- pg_atomik::replication::atomik_set_device_key
 -- requires:
 --   state_tables
@@ -779,7 +835,7 @@ AS 'MODULE_PATHNAME', 'atomik_site_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:124
+-- src/replication.rs:155
 -- pg_atomik::replication::atomik_sync
 -- requires:
 --   state_tables
@@ -792,7 +848,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:130
+-- src/replication.rs:161
 -- pg_atomik::replication::atomik_sync_finish
 -- requires:
 --   state_tables
@@ -805,7 +861,7 @@ AS 'MODULE_PATHNAME', 'atomik_sync_finish_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:118
+-- src/replication.rs:149
 -- pg_atomik::replication::atomik_sync_request
 -- requires:
 --   state_tables
@@ -885,7 +941,7 @@ AS 'MODULE_PATHNAME', 'atomik_vector_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:205
+-- src/replication.rs:236
 -- pg_atomik::replication::atomik_version
 CREATE  FUNCTION "atomik_version"() RETURNS TEXT /* & '_ str */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -894,7 +950,7 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/replication.rs:210
+-- src/replication.rs:241
 -- requires:
 --   atomik_site_id
 --   atomik_seal
@@ -914,6 +970,7 @@ AS 'MODULE_PATHNAME', 'atomik_version_wrapper';
 --   atomik_horizon_set
 --   atomik_max_parked_get
 --   atomik_max_parked_set
+--   atomik_publish
 
 
 COMMENT ON FUNCTION atomik_site_id() IS 'this replica''s site id (32 hex digits)';
@@ -934,6 +991,7 @@ COMMENT ON FUNCTION atomik_max_parked() IS 'how many cells may be kept parked (d
 COMMENT ON FUNCTION atomik_max_parked(bigint) IS 'set the parked-cell limit; a message that would park more is refused; the new value';
 COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
 COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';
+COMMENT ON FUNCTION atomik_publish() IS 'hub: number the committed log entries not numbered yet (feed, LISTEN atomik_log); the log position';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1019,6 +1077,34 @@ AS 'MODULE_PATHNAME', 'read_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/internal_fns.rs:137
+-- pg_atomik::internal_fns::atomik::pending
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."pending"(
+	"cell" atomik /* Atomik */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pending_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/internal_fns.rs:66
+-- pg_atomik::internal_fns::atomik::defer_apply
+-- requires:
+--   atomik_type
+CREATE  FUNCTION atomik."defer_apply"(
+	"cell" atomik, /* Option < Atomik > */
+	"grp" INT, /* i32 */
+	"delta" bigint /* i64 */
+) RETURNS atomik /* Atomik */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'defer_apply_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/internal_fns.rs:161
 -- pg_atomik::internal_fns::atomik::group_code
 -- requires:
@@ -1046,19 +1132,6 @@ AS 'MODULE_PATHNAME', 'dirtied_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:83
--- pg_atomik::internal_fns::atomik::sealed
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."sealed"(
-	"cell" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sealed_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/internal_fns.rs:130
 -- pg_atomik::internal_fns::atomik::reference
 -- requires:
@@ -1072,31 +1145,20 @@ AS 'MODULE_PATHNAME', 'reference_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:151
--- pg_atomik::internal_fns::atomik::rebase
+-- src/internal_fns.rs:48
+-- pg_atomik::internal_fns::atomik::receive
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."rebase"(
-	"cell" atomik /* Atomik */
-) RETURNS atomik /* Atomik */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'rebase_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/internal_fns.rs:66
--- pg_atomik::internal_fns::atomik::defer_apply
--- requires:
---   atomik_type
-CREATE  FUNCTION atomik."defer_apply"(
+CREATE  FUNCTION atomik."receive"(
 	"cell" atomik, /* Option < Atomik > */
 	"grp" INT, /* i32 */
-	"delta" bigint /* i64 */
+	"delta" bigint, /* i64 */
+	"tbl" TEXT, /* & str */
+	"col" TEXT /* & str */
 ) RETURNS atomik /* Atomik */
 IMMUTABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'defer_apply_wrapper';
+AS 'MODULE_PATHNAME', 'receive_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1116,33 +1178,29 @@ AS 'MODULE_PATHNAME', 'in_group_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:137
--- pg_atomik::internal_fns::atomik::pending
+-- src/internal_fns.rs:151
+-- pg_atomik::internal_fns::atomik::rebase
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."pending"(
+CREATE  FUNCTION atomik."rebase"(
 	"cell" atomik /* Atomik */
-) RETURNS bigint /* i64 */
+) RETURNS atomik /* Atomik */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'pending_wrapper';
+AS 'MODULE_PATHNAME', 'rebase_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/internal_fns.rs:48
--- pg_atomik::internal_fns::atomik::receive
+-- src/internal_fns.rs:83
+-- pg_atomik::internal_fns::atomik::sealed
 -- requires:
 --   atomik_type
-CREATE  FUNCTION atomik."receive"(
-	"cell" atomik, /* Option < Atomik > */
-	"grp" INT, /* i32 */
-	"delta" bigint, /* i64 */
-	"tbl" TEXT, /* & str */
-	"col" TEXT /* & str */
+CREATE  FUNCTION atomik."sealed"(
+	"cell" atomik /* Atomik */
 ) RETURNS atomik /* Atomik */
-IMMUTABLE PARALLEL SAFE 
+IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'receive_wrapper';
+AS 'MODULE_PATHNAME', 'sealed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */

@@ -66,6 +66,10 @@ pub fn protocol_code(e: &ProtocolError) -> PgSqlErrorCode {
         | ProtocolError::RelayBootstrapping(_) => {
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
         }
+        ProtocolError::FeedTrimmed { .. } => {
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+        }
+        ProtocolError::FeedAhead { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         ProtocolError::WriteRefused { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         ProtocolError::ParkedFull { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ProtocolError::Unauthenticated { .. } | ProtocolError::UnauthenticatedResponse { .. } => {

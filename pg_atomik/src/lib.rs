@@ -23,6 +23,7 @@ pgrx::pg_module_magic!();
 pub mod datum;
 pub mod deferred;
 pub mod errors;
+pub mod feed;
 pub mod inspect;
 pub mod internal;
 pub mod internal_fns;

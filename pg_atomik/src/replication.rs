@@ -107,6 +107,37 @@ fn atomik_changes(vector: &[u8]) -> Vec<u8> {
     call(false, Mode::Shared, |s| v2::changes_for(s, vector))
 }
 
+/// Number the committed pending log entries, if there are any and no
+/// other transaction is numbering (the fold worker's step: it tries again
+/// at its next interval).
+///
+/// # Errors
+/// Store errors.
+pub fn publish_committed() -> Result<()> {
+    let pending = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM atomik.log_pending)")
+        .map_err(|e| ProtocolError::store(e.to_string()))?
+        .unwrap_or(false);
+    if !pending {
+        return Ok(());
+    }
+    locks::replication(Mode::Shared)?;
+    atomik_core::log_store::LogStore::log_publish(&mut PgStore::new())
+}
+
+/// `atomik_publish()`: on a hub, number the log entries that have
+/// committed but are not numbered yet (a serve numbers what committed
+/// before it; the uploads of the last serves of a burst wait for the next
+/// serve), so that the feed, `LISTEN atomik_log` and the next downloads
+/// see them; returns the log's position. Waits for another transaction
+/// that is numbering. The fold worker, when preloaded, does this every
+/// `atomik.fold_interval_ms`, and `atomik serve` after syncs that others
+/// watch.
+#[pg_extern(requires = ["state_tables"])]
+fn atomik_publish() -> i64 {
+    // Positions are stored as bigint: at most 2^63 - 1.
+    call(false, Mode::Shared, |s| s.publish_waiting()) as i64
+}
+
 /// `atomik_apply(batch)`: apply a response (of `atomik_sync` or
 /// `atomik_changes`) exactly once; the number of deltas newly applied.
 #[pg_extern(requires = ["state_tables"])]
@@ -227,6 +258,7 @@ COMMENT ON FUNCTION atomik_max_parked() IS 'how many cells may be kept parked (d
 COMMENT ON FUNCTION atomik_max_parked(bigint) IS 'set the parked-cell limit; a message that would park more is refused; the new value';
 COMMENT ON FUNCTION atomik_require_device_keys() IS 'hub: 1 if it serves only sites with an enrolled device key';
 COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only sites with an enrolled device key (or not); the new setting';
+COMMENT ON FUNCTION atomik_publish() IS 'hub: number the committed log entries not numbered yet (feed, LISTEN atomik_log); the log position';
 "#,
     name = "replication_comments",
     requires = [
@@ -247,6 +279,7 @@ COMMENT ON FUNCTION atomik_require_device_keys(boolean) IS 'hub: serve only site
         atomik_horizon_get,
         atomik_horizon_set,
         atomik_max_parked_get,
-        atomik_max_parked_set
+        atomik_max_parked_set,
+        atomik_publish
     ]
 );

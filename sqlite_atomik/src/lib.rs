@@ -40,6 +40,7 @@ compile_error!(
 pub mod args;
 pub mod digest;
 mod fast;
+pub mod feed;
 pub mod ident;
 pub mod inspect;
 pub mod keys;
@@ -73,6 +74,7 @@ pub const SQL_FUNCTIONS: &[(&str, i32)] = &[
     ("atomik_horizon", 0),
     ("atomik_horizon", 1),
     ("atomik_internal_receive", 3),
+    ("atomik_log_position", 0),
     ("atomik_make_relay", 0),
     ("atomik_max_parked", 0),
     ("atomik_max_parked", 1),
@@ -99,7 +101,7 @@ pub const SQL_FUNCTIONS: &[(&str, i32)] = &[
 
 /// Every table-valued function (eponymous virtual table) the extension
 /// registers. The test suite pins the modules present to this list.
-pub const SQL_MODULES: &[&str] = &["atomik_inspect"];
+pub const SQL_MODULES: &[&str] = &["atomik_feed", "atomik_inspect"];
 
 /// Register every atomik function on `conn`. The extension's tables are
 /// created in the connection's main database on first use of a function
@@ -111,6 +113,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     values::register(conn)?;
     replication::register(conn)?;
     inspect::register(conn)?;
+    feed::register(conn)?;
     Ok(())
 }
 

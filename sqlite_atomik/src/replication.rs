@@ -135,6 +135,12 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             with_store(c, |s| v2::seal(s, now()).map(|n| n as i64)),
         )
     })?;
+    stateful(conn, "atomik_log_position", 0, |_ctx, c| {
+        run(
+            "atomik_log_position",
+            with_store(c, |s| atomik_core::feed::position(s).map(|p| p as i64)),
+        )
+    })?;
     stateful(conn, "atomik_vector", 0, |_ctx, c| {
         run("atomik_vector", with_store(c, |s| v2::position_message(s)))
     })?;

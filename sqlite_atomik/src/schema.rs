@@ -120,6 +120,30 @@ pub fn ensure(conn: &Connection) -> Result<(), String> {
     }
 }
 
+/// Whether the atomik tables exist at this build's schema version, for a
+/// reader that must not write (a table-valued function): `false` for a
+/// database without them.
+///
+/// # Errors
+/// A schema of another version (an older one is upgraded by the first
+/// call of any atomik function), SQLite errors.
+pub fn readable(conn: &Connection) -> Result<bool, String> {
+    if !table_exists(conn, "atomik_meta")? {
+        return Ok(false);
+    }
+    let version: Option<i64> = conn
+        .prepare_cached("SELECT value FROM atomik_meta WHERE key = 'schema_version'")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(|e| format!("cannot read atomik_meta: {e}"))?;
+    match version {
+        Some(SCHEMA_VERSION) => Ok(true),
+        Some(v) if v < SCHEMA_VERSION => Err(format!(
+            "this database's atomik tables are at schema version {v}: upgrade them to {SCHEMA_VERSION} first by calling any atomik function (SELECT atomik_site_id())"
+        )),
+        _ => ensure(conn).map(|()| true),
+    }
+}
+
 fn create(conn: &Connection) -> Result<(), String> {
     let site = SiteId::random()?;
     conn.execute_batch(CREATE_V1)

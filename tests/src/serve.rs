@@ -89,6 +89,24 @@ impl ServeProcess {
     }
 }
 
+impl ServeProcess {
+    /// `GET /watch?after=N&wait=SECS`: the hub log's position once it is
+    /// past `after`, or after `wait` seconds.
+    ///
+    /// # Errors
+    /// Transport errors, a non-200 answer, an answer without a position.
+    pub fn watch(&self, after: u64, wait: u64) -> Result<u64> {
+        let answer = ureq::get(&format!("{}/watch?after={after}&wait={wait}", self.url))
+            .call()
+            .map_err(|e| anyhow!("GET /watch: {e}"))?
+            .into_string()?;
+        let json: serde_json::Value = serde_json::from_str(&answer)?;
+        json["position"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("GET /watch answered {answer:?}"))
+    }
+}
+
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -83,6 +83,11 @@ pub struct ServeArgs {
     /// twice --rate-per-sec).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     rate_burst: Option<u32>,
+    /// `GET /watch` long polls waiting at once (outside --concurrency; each
+    /// holds a connection, so keep --max-connections above it); more are
+    /// answered 503 `overloaded`.
+    #[arg(long, value_name = "N", default_value_t = super::watch::DEFAULT_MAX_WATCHERS as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_watchers: u32,
 }
 
 /// A number of seconds in (0, 86400].
@@ -132,6 +137,7 @@ impl ServeArgs {
             max_connections: self.max_connections as usize,
             concurrency: self.concurrency as usize,
             rate,
+            max_watchers: self.max_watchers as usize,
         })
     }
 

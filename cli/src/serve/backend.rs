@@ -25,8 +25,9 @@ use crate::replica::Replica;
 pub enum Backend {
     /// A hub opened in this process (SQLite), one sync at a time.
     Local(Arc<Mutex<Box<dyn Replica + Send>>>),
-    /// A pool of connections to a PostgreSQL hub.
-    Pool(deadpool_postgres::Pool),
+    /// A pool of connections to a PostgreSQL hub, and the configuration
+    /// they were made from (for the `LISTEN` connection of watches).
+    Pool(deadpool_postgres::Pool, Arc<tokio_postgres::Config>),
 }
 
 impl Backend {
@@ -45,7 +46,7 @@ impl Backend {
             .parse()
             .with_context(|| format!("{url} is not a PostgreSQL connection URL"))?;
         let manager = deadpool_postgres::Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
@@ -55,27 +56,67 @@ impl Backend {
             .max_size(size)
             .build()
             .context("cannot build the connection pool")?;
-        Ok(Backend::Pool(pool))
+        Ok(Backend::Pool(pool, Arc::new(config)))
     }
 
     /// `atomik_sync(request)`, as `role` on a PostgreSQL hub (a SQLite hub
-    /// has no roles: `role` is ignored there).
+    /// has no roles: `role` is ignored there); with the hub log's position
+    /// after it where the hub numbers a sync's entries as it applies them
+    /// (SQLite; a PostgreSQL hub numbers them later, see
+    /// [`Backend::publish`]).
     ///
     /// # Errors
     /// `refused`, `forbidden`, `unavailable` or `internal`.
-    pub async fn sync(&self, request: Bytes, role: Option<String>) -> Result<Vec<u8>, Failure> {
+    pub async fn sync(
+        &self,
+        request: Bytes,
+        role: Option<String>,
+    ) -> Result<(Vec<u8>, Option<u64>), Failure> {
         match self {
             Backend::Local(hub) => {
-                local_call(hub.clone(), move |h| h.serve_sync(&request, now_secs())).await
+                local_call(hub.clone(), move |h| {
+                    let answer = h.serve_sync(&request, now_secs())?;
+                    // The answer stands whether or not this read works.
+                    Ok((answer, h.log_position().ok()))
+                })
+                .await
             }
-            Backend::Pool(pool) => pool_call(
+            Backend::Pool(pool, _) => pool_call(
                 pool,
                 "SELECT atomik_sync($1)",
                 Some(&request),
                 role.as_deref(),
             )
             .await
-            .map(|row| row.get::<_, Vec<u8>>(0)),
+            .map(|row| (row.get::<_, Vec<u8>>(0), None)),
+        }
+    }
+
+    /// `atomik_log_position()`: where the hub's log ends.
+    ///
+    /// # Errors
+    /// `unavailable` or `internal` (a replica that is not a hub: `refused`).
+    pub async fn log_position(&self) -> Result<u64, Failure> {
+        match self {
+            Backend::Local(hub) => local_call(hub.clone(), |h| h.log_position()).await,
+            Backend::Pool(pool, _) => pool_call(pool, "SELECT atomik_log_position()", None, None)
+                .await
+                .map(|row| row.get::<_, i64>(0) as u64),
+        }
+    }
+
+    /// `atomik_publish()` on a PostgreSQL hub: number the committed log
+    /// entries that are not numbered yet; the log's position. A SQLite hub
+    /// numbers entries as it appends them: its position.
+    ///
+    /// # Errors
+    /// As [`Backend::log_position`].
+    pub async fn publish(&self) -> Result<u64, Failure> {
+        match self {
+            Backend::Local(_) => self.log_position().await,
+            Backend::Pool(pool, _) => pool_call(pool, "SELECT atomik_publish()", None, None)
+                .await
+                .map(|row| row.get::<_, i64>(0) as u64),
         }
     }
 
@@ -86,7 +127,7 @@ impl Backend {
     pub async fn site_id(&self) -> Result<String, Failure> {
         let site = match self {
             Backend::Local(hub) => local_call(hub.clone(), |h| h.site_id()).await,
-            Backend::Pool(pool) => pool_call(pool, "SELECT atomik_site_id()", None, None)
+            Backend::Pool(pool, _) => pool_call(pool, "SELECT atomik_site_id()", None, None)
                 .await
                 .map(|row| row.get::<_, String>(0)),
         };
@@ -105,7 +146,7 @@ impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backend::Local(_) => f.write_str("Backend::Local"),
-            Backend::Pool(p) => write!(f, "Backend::Pool({:?})", p.status()),
+            Backend::Pool(p, _) => write!(f, "Backend::Pool({:?})", p.status()),
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Limits {
     /// `--rate-per-sec` and `--rate-burst`: per principal (the token's
     /// `sub`; the peer's IP address without `--auth-key`).
     pub rate: Option<Rate>,
+    /// `--max-watchers`: `GET /watch` requests waiting at once (outside
+    /// `concurrency`); past it a watch is answered 503 `overloaded`.
+    pub max_watchers: usize,
 }
 
 /// A sustained rate and a burst, per principal.
@@ -92,6 +95,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             concurrency: DEFAULT_CONCURRENCY,
             rate: None,
+            max_watchers: super::watch::DEFAULT_MAX_WATCHERS,
         }
     }
 }
@@ -184,10 +188,14 @@ pub type HttpService = BoxCloneService<Request, Response, Infallible>;
 /// Wrap `router` in the per-request limits of `limits`, outermost first:
 /// panics → 500 `internal`; tower errors → JSON replies; load shedding
 /// (503 `overloaded`) over a concurrency limit; the whole-request timeout
-/// (408 `timeout`). One concurrency limit for all routes.
-pub fn harden(router: Router, limits: &Limits) -> HttpService {
+/// (408 `timeout`). One concurrency limit for all of `router`'s routes.
+///
+/// Requests for a path of `waiting` (routes that hold a request while
+/// they wait for news, and bound their own wait and number, such as
+/// `GET /watch`) go to `waiting` instead, behind the panic guard only.
+pub fn harden(router: Router, waiting: (&'static str, Router), limits: &Limits) -> HttpService {
     let timeout = limits.request_timeout;
-    let service = ServiceBuilder::new()
+    let limited = ServiceBuilder::new()
         .map_response(|r: axum::http::Response<_>| r.map(Body::new))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         .layer(HandleErrorLayer::new(
@@ -198,8 +206,23 @@ pub fn harden(router: Router, limits: &Limits) -> HttpService {
         .load_shed()
         .concurrency_limit(limits.concurrency)
         .timeout(timeout)
-        .service(router);
-    service.boxed_clone()
+        .service(router)
+        .boxed_clone();
+    let (path, waiting) = waiting;
+    let waiting: HttpService = ServiceBuilder::new()
+        .map_response(|r: axum::http::Response<_>| r.map(Body::new))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .service(waiting)
+        .boxed_clone();
+    tower::service_fn(move |request: Request| {
+        let service = if request.uri().path() == path {
+            waiting.clone()
+        } else {
+            limited.clone()
+        };
+        service.oneshot(request)
+    })
+    .boxed_clone()
 }
 
 fn on_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

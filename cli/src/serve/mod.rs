@@ -6,6 +6,8 @@
 //!   failure answers `{"error":"<code>","message":"…"}` (`errors.rs`) and
 //!   the hub applies nothing of the request.
 //! * `GET /health` — `ok`, the version, and the hub's site id (no cells).
+//! * `GET /watch?after=N` — a long poll that answers `{"position":P}` once
+//!   the hub's log is past `N` (`watch.rs`): live push for online devices.
 //!
 //! With `--auth-key`, a sync carries `Authorization: Bearer <token>`
 //! (`auth.rs`): serve verifies it, decodes the request itself and refuses a
@@ -37,6 +39,7 @@ mod scope;
 #[cfg(test)]
 mod tests;
 pub(crate) mod tls;
+mod watch;
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -61,6 +64,7 @@ pub use errors::{Code, Failure};
 pub use limits::{InFlight, Limits, RateLimits};
 pub use listener::Peer;
 pub use scope::Scope;
+pub use watch::{LogWatch, DEFAULT_WAIT_SECS as WATCH_WAIT_SECS};
 
 use crate::hub::HubUrl;
 
@@ -98,6 +102,8 @@ pub struct ServeState {
     pub auth: Option<Arc<Verifier>>,
     /// Per-principal rate limits, if any.
     pub rate: Option<Arc<RateLimits>>,
+    /// The hub log's position and the watches waiting on it.
+    pub watch: LogWatch,
 }
 
 /// Refuse to listen beyond loopback without authentication.
@@ -152,6 +158,7 @@ pub fn state(backend: Backend, options: &ServeOptions) -> Result<ServeState> {
         backend,
         auth,
         rate: options.limits.rate.map(|r| Arc::new(RateLimits::new(r))),
+        watch: LogWatch::new(options.limits.max_watchers),
     })
 }
 
@@ -177,7 +184,14 @@ pub async fn serve_on(
             }
         });
     }
-    let service = limits::harden(router(state, limits), limits);
+    if let Backend::Pool(_, config) = &state.backend {
+        tokio::spawn(watch::publisher(state.backend.clone(), state.watch.clone()));
+        tokio::spawn(watch::listener((**config).clone(), state.watch.clone()));
+    }
+    let waiting = Router::new()
+        .route("/watch", get(watch::watch))
+        .with_state(state.clone());
+    let service = limits::harden(router(state, limits), ("/watch", waiting), limits);
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     listener::serve(listener, service, tls, limits, shutdown).await
 }
@@ -243,8 +257,8 @@ fn describe(state: &ServeState, options: &ServeOptions, addr: SocketAddr) {
         format!("{}/s burst {}", r.per_sec, r.burst)
     });
     log!(
-        "atomik serve: limits: body {} B, {} B of bodies in flight, header {:?}, request {:?}, {} connections, {} in flight, rate {rate}",
-        l.max_body, l.max_in_flight, l.header_timeout, l.request_timeout, l.max_connections, l.concurrency
+        "atomik serve: limits: body {} B, {} B of bodies in flight, header {:?}, request {:?}, {} connections, {} in flight, {} watches, rate {rate}",
+        l.max_body, l.max_in_flight, l.header_timeout, l.request_timeout, l.max_connections, l.concurrency, l.max_watchers
     );
 }
 
@@ -360,7 +374,13 @@ async fn sync(
         None => (None, Scope::all()),
     };
     let answer = match state.backend.sync(body, role).await {
-        Ok(bytes) => readable(read, bytes).await,
+        Ok((bytes, position)) => {
+            match position {
+                Some(p) => state.watch.advance(p),
+                None => state.watch.ring(),
+            }
+            readable(read, bytes).await
+        }
         Err(f) => Err(f),
     };
     match answer {
@@ -395,7 +415,7 @@ async fn health(State(state): State<ServeState>, peer: Option<Extension<Peer>>) 
 async fn not_found(peer: Option<Extension<Peer>>, request: Request) -> Response {
     Failure::new(
         Code::NotFound,
-        "no such endpoint: POST /sync or GET /health",
+        "no such endpoint: POST /sync, GET /watch or GET /health",
     )
     .detail(format!("{} {}", request.method(), request.uri().path()))
     .reply(&who(None, peer.map(|p| p.0)))

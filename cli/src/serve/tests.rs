@@ -49,6 +49,7 @@ impl TestServer {
                 Arc::new(Verifier::from_key_bytes(SECRET, &AuthOptions::default()).unwrap())
             }),
             rate: limits.rate.map(|r| Arc::new(RateLimits::new(r))),
+            watch: LogWatch::new(limits.max_watchers),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -1164,4 +1165,112 @@ fn in_flight_shares_wait_for_each_other() {
             .expect("clamped to the budget");
         drop(all);
     });
+}
+
+/// `GET /watch` of `server` (with a token if given).
+fn watch_reply(server: &TestServer, query: &str, token: Option<&str>) -> Reply {
+    let mut req = ureq::get(&format!("{}/watch?{query}", server.url));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    reply(req.call())
+}
+
+#[test]
+fn a_watch_answers_when_another_devices_sync_moves_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let server = TestServer::start(hub, false, small_limits(), None);
+    let hub_url = server.hub();
+    let mut seller = SqliteReplica::open(&dir.path().join("seller.sqlite")).unwrap();
+    let mut online = SqliteReplica::open(&dir.path().join("online.sqlite")).unwrap();
+    seller.accum(1, 5).unwrap();
+    sync(&mut seller, &hub_url);
+    sync(&mut online, &hub_url);
+    let options = HttpOptions::default();
+    let cursor = crate::hub::watch(&hub_url, 0, 1, &options).unwrap();
+    assert_eq!(cursor, 1, "the log holds the seller's first batch");
+    // Nothing new: the watch waits out its second and says where the log is.
+    assert_eq!(crate::hub::watch(&hub_url, cursor, 1, &options).unwrap(), 1);
+    // The online device holds a watch; the seller syncs; the watch
+    // answers with the new position long before its 30 s are up.
+    let watching = {
+        let hub_url = hub_url.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let p = crate::hub::watch(&hub_url, cursor, 30, &HttpOptions::default()).unwrap();
+            (p, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    seller.accum(1, -2).unwrap();
+    sync(&mut seller, &hub_url);
+    let (position, waited) = watching.join().unwrap();
+    assert_eq!(position, 2, "the seller's second batch");
+    assert!(
+        waited < Duration::from_secs(30),
+        "answered by the sync, not by the wait running out"
+    );
+    assert_eq!(
+        sync(&mut online, &hub_url),
+        1,
+        "then the online device syncs"
+    );
+    assert_eq!(online.values().unwrap(), seller.values().unwrap());
+}
+
+#[test]
+fn bad_watches_are_refused_with_a_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = new_hub(dir.path());
+    let server = TestServer::start(
+        hub,
+        true,
+        Limits {
+            max_watchers: 1,
+            concurrency: 1,
+            ..small_limits()
+        },
+        None,
+    );
+    let t = token("till-1", &"ab".repeat(16));
+    assert_eq!(watch_reply(&server, "after=0&wait=1", None).status, 401);
+    let r = watch_reply(&server, "wait=1", Some(&t));
+    assert_reply(
+        &r,
+        400,
+        "bad_request",
+        "GET /watch needs after=N: the log position you have (0 for none)",
+    );
+    assert_eq!(
+        watch_reply(&server, "after=-1", Some(&t)).code,
+        "bad_request"
+    );
+    let r = watch_reply(&server, "after=0&wait=61", Some(&t));
+    assert_reply(
+        &r,
+        400,
+        "bad_request",
+        "wait=61: a watch waits at most 60 seconds",
+    );
+    // One watch at most: the second is shed while the first waits.
+    let waiting = {
+        let url = server.url.clone();
+        let t = t.clone();
+        std::thread::spawn(move || {
+            ureq::get(&format!("{url}/watch?after=0&wait=3"))
+                .set("Authorization", &format!("Bearer {t}"))
+                .call()
+                .map(|r| r.status())
+                .map_err(|e| e.to_string())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let r = watch_reply(&server, "after=0&wait=1", Some(&t));
+    assert_eq!((r.status, r.code.as_str()), (503, "overloaded"));
+    // The waiting watch holds no slot of the request concurrency (1 here):
+    // other requests still pass.
+    let health = ureq::get(&format!("{}/health", server.url)).call().unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(waiting.join().unwrap().unwrap(), 200);
 }

@@ -146,6 +146,32 @@ pub fn log_primitives<S: LogStore + ?Sized>(store: &mut S) -> Result<(), String>
     );
     let entries = store.log_entries(0, Some(4), b).map_err(e)?;
     check!(entries.len() == 2, "entries for b: {}", entries.len());
+    // The feed's read: every origin, with positions, bounded.
+    let read = store.log_read(0, 4, 10).map_err(e)?;
+    let got: Vec<(u64, SiteId, u64)> = read.iter().map(|r| (r.position, r.origin, r.seq)).collect();
+    check!(
+        got == [(1, a, 1), (2, b, 1), (3, a, 2), (4, b, 2)],
+        "log_read (0, 4]: {got:?}"
+    );
+    check!(read[2].changes == delta(6, 4), "log_read keeps the changes");
+    let got: Vec<u64> = store
+        .log_read(1, 4, 2)
+        .map_err(e)?
+        .iter()
+        .map(|r| r.position)
+        .collect();
+    check!(got == [2, 3], "log_read (1, 4] limit 2: {got:?}");
+    let got: Vec<u64> = store
+        .log_read(0, 2, 10)
+        .map_err(e)?
+        .iter()
+        .map(|r| r.position)
+        .collect();
+    check!(got == [1, 2], "log_read (0, 2]: {got:?}");
+    check!(
+        store.log_read(4, 4, 10).map_err(e)?.is_empty(),
+        "log_read (4, 4] is empty"
+    );
 
     // Trim by age, then reset behind an empty position.
     let trimmed = store.log_trim(115).map_err(e)?;
@@ -157,6 +183,13 @@ pub fn log_primitives<S: LogStore + ?Sized>(store: &mut S) -> Result<(), String>
         store.log_entries(0, None, stranger).map_err(e)?.len() == 2,
         "two entries remain after the trim"
     );
+    let got: Vec<u64> = store
+        .log_read(0, 4, 10)
+        .map_err(e)?
+        .iter()
+        .map(|r| r.position)
+        .collect();
+    check!(got == [3, 4], "log_read after the trim: {got:?}");
     store.log_reset().map_err(e)?;
     let bounds = store.log_bounds().map_err(e)?;
     check!(

@@ -30,6 +30,19 @@ pub struct LogAppend<'a> {
     pub now: u64,
 }
 
+/// One entry of a hub's log at its position, as the feed reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its position in the log.
+    pub position: u64,
+    /// The site that sealed it.
+    pub origin: SiteId,
+    /// Its seq at the origin.
+    pub seq: u64,
+    /// Its deltas.
+    pub changes: Changes,
+}
+
 /// The retained part of a hub's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogBounds {
@@ -91,6 +104,10 @@ pub trait LogStore: Store {
         through: Option<u64>,
         asker: SiteId,
     ) -> Result<Vec<Batch>>;
+    /// At most `limit` numbered entries at positions in `(after, through]`,
+    /// of every origin, with their positions, in position order (the
+    /// feed, [`crate::feed`]).
+    fn log_read(&mut self, after: u64, through: u64, limit: u64) -> Result<Vec<LogEntry>>;
     /// The group-sum of [`Self::log_entries`]: what a leaf downloads. A
     /// store that keeps pre-summed ranges of its log overrides it.
     ///

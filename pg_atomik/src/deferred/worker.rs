@@ -1,4 +1,5 @@
-//! Settings of the deferred path and the background worker that folds.
+//! Settings of the deferred path and the background worker that folds
+//! (and numbers the hub log's committed entries, `atomik_publish`).
 //!
 //! The worker exists only when `pg_atomik` is in `shared_preload_libraries`
 //! (PostgreSQL registers static background workers at server start). It
@@ -17,8 +18,8 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 use super::fold::{fold, Wait};
 
-/// `atomik.fold_interval_ms`: pause between worker folds (0: the worker
-/// folds nothing).
+/// `atomik.fold_interval_ms`: pause between worker folds and log numberings
+/// (0: the worker does neither).
 pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(200);
 
 /// `atomik.fold_batch`: buffered deltas per fold transaction.
@@ -146,6 +147,15 @@ pub extern "C-unwind" fn atomik_fold_worker_main(_arg: pg_sys::Datum) {
                 break;
             }
         }
+        // Number the log entries of serves that committed after the last
+        // numbering (the feed and LISTEN atomik_log see them then).
+        BackgroundWorker::transaction(|| {
+            if installed() {
+                if let Err(e) = crate::replication::publish_committed() {
+                    crate::errors::protocol_error(e)
+                }
+            }
+        });
     }
     log!("pg_atomik fold worker stopped");
 }

@@ -24,7 +24,7 @@
 use atomik_core::auth::DeviceKey;
 use atomik_core::codec::v2::{Cursor, OutboxEntry};
 use atomik_core::error::Result;
-use atomik_core::log_store::{LogAppend, LogBounds, LogStore};
+use atomik_core::log_store::{LogAppend, LogBounds, LogEntry, LogStore};
 use atomik_core::store::Store;
 use atomik_core::{Batch, ProtocolError, SiteId, VersionVector};
 use pgrx::datum::DatumWithOid;
@@ -38,6 +38,10 @@ pub const LOG_END: &str = "log_end";
 /// Setting: every log position at or below this one has been trimmed (or
 /// discarded by a reset).
 pub const LOG_TRIMMED: &str = "log_trimmed_through";
+
+/// The channel a hub notifies when log entries commit (the payload: the
+/// new log position), for `LISTEN atomik_log`.
+pub const NOTIFY_CHANNEL: &str = "atomik_log";
 
 fn bigint(v: u64, what: &str) -> Result<DatumWithOid<'static>> {
     Ok(DatumWithOid::from(to_i64(v, what)?))
@@ -231,6 +235,14 @@ impl LogStore for PgStore {
                 .checked_add(moved)
                 .ok_or_else(|| ProtocolError::store("log position overflow"))?;
             self.set_setting(LOG_END, Some(end))?;
+            // Delivered to LISTEN atomik_log when this transaction commits.
+            exec(
+                "SELECT pg_catalog.pg_notify($1, $2)",
+                &[
+                    DatumWithOid::from(NOTIFY_CHANNEL),
+                    DatumWithOid::from(end.to_string()),
+                ],
+            )?;
         }
         Ok(())
     }
@@ -258,6 +270,35 @@ impl LogStore for PgStore {
             Some(through) => numbered_batches(after, through, asker),
             None => all_batches_after(after, asker),
         }
+    }
+
+    /// The numbered entries only: every one at or below the committed
+    /// watermark has committed.
+    fn log_read(&mut self, after: u64, through: u64, limit: u64) -> Result<Vec<LogEntry>> {
+        rows(
+            "SELECT position, origin, seq, bytes FROM atomik.log
+              WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3",
+            &[
+                bigint(after, "log position")?,
+                bigint(through, "log position")?,
+                DatumWithOid::from(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ],
+            |r| {
+                let position = to_u64(get::<i64>(r, 1)?, "log position")?;
+                let b = entry_of(
+                    &get::<Vec<u8>>(r, 2)?,
+                    get::<i64>(r, 3)?,
+                    &get::<Vec<u8>>(r, 4)?,
+                    "atomik.log",
+                )?;
+                Ok(LogEntry {
+                    position,
+                    origin: b.origin,
+                    seq: b.seq,
+                    changes: b.changes,
+                })
+            },
+        )
     }
 
     /// Trims through the last entry appended before `before` — only in the
@@ -427,35 +468,56 @@ impl PgStore {
     /// The row is created by the first numbering.
     fn numbering(&mut self) -> Result<Option<u64>> {
         if self.numbering.is_none() {
-            let take = || {
-                rows(
-                    "SELECT value FROM atomik.settings WHERE name = 'log_end'
-                        FOR UPDATE SKIP LOCKED",
-                    &[],
-                    |r| to_u64(get::<i64>(r, 1)?, LOG_END),
-                )
-            };
-            let mut taken = take()?;
-            if taken.is_empty() && self.setting(LOG_END)?.is_none() {
-                exec(
-                    "INSERT INTO atomik.settings (name, value) VALUES ('log_end', 0)
-                     ON CONFLICT (name) DO NOTHING",
-                    &[],
-                )?;
-                taken = take()?;
-            }
-            self.numbering = Some(!taken.is_empty());
-            if let Some(end) = taken.first() {
-                // The value as of the lock, not as first read by this call.
-                self.settings.insert(LOG_END.to_string(), Some(*end));
-                let trimmed = state::setting(LOG_TRIMMED)?;
-                self.settings.insert(LOG_TRIMMED.to_string(), trimmed);
-            }
+            self.take_numbering(false)?;
         }
         if self.numbering == Some(true) {
             Ok(Some(self.number(LOG_END)?))
         } else {
             Ok(None)
         }
+    }
+
+    /// Take the [`LOG_END`] row (waiting for it when `wait`), creating it
+    /// first if there is none; remember whether this transaction holds it.
+    fn take_numbering(&mut self, wait: bool) -> Result<()> {
+        let sql = if wait {
+            "SELECT value FROM atomik.settings WHERE name = 'log_end' FOR UPDATE"
+        } else {
+            "SELECT value FROM atomik.settings WHERE name = 'log_end' FOR UPDATE SKIP LOCKED"
+        };
+        let take = || rows(sql, &[], |r| to_u64(get::<i64>(r, 1)?, LOG_END));
+        let mut taken = take()?;
+        if taken.is_empty() && state::setting(LOG_END)?.is_none() {
+            exec(
+                "INSERT INTO atomik.settings (name, value) VALUES ('log_end', 0)
+                 ON CONFLICT (name) DO NOTHING",
+                &[],
+            )?;
+            taken = take()?;
+        }
+        self.numbering = Some(!taken.is_empty());
+        if let Some(end) = taken.first() {
+            // The value as of the lock, not as first read by this call.
+            self.settings.insert(LOG_END.to_string(), Some(*end));
+            let trimmed = state::setting(LOG_TRIMMED)?;
+            self.settings.insert(LOG_TRIMMED.to_string(), trimmed);
+        }
+        Ok(())
+    }
+
+    /// `atomik_publish()`: number every committed pending log entry (and
+    /// this transaction's own), waiting for a numbering transaction that
+    /// holds the [`LOG_END`] row to finish first; the new watermark. A
+    /// serve numbers only what committed before it, so the uploads of the
+    /// last serves of a burst wait for the next serve, or for this.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn publish_waiting(&mut self) -> Result<u64> {
+        if self.numbering != Some(true) {
+            self.take_numbering(true)?;
+        }
+        self.log_publish()?;
+        Ok(self.log_bounds()?.watermark)
     }
 }

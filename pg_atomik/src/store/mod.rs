@@ -10,7 +10,7 @@
 
 mod cells;
 mod log;
-mod spi;
+pub mod spi;
 mod state;
 pub mod tracked;
 

@@ -9,7 +9,7 @@ use atomik_core::auth::DeviceKey;
 use atomik_core::codec::v2::{Cursor, OutboxEntry};
 use atomik_core::codec::{decode, encode, Batch, Message};
 use atomik_core::error::Result;
-use atomik_core::log_store::{LogAppend, LogBounds, LogStore};
+use atomik_core::log_store::{LogAppend, LogBounds, LogEntry, LogStore};
 use atomik_core::{Changes, ProtocolError, SiteId, VersionVector};
 use rusqlite::{params, OptionalExtension};
 
@@ -200,6 +200,34 @@ impl LogStore for SqliteStore<'_> {
         asker: SiteId,
     ) -> Result<Vec<Batch>> {
         self.log_rows(after, through, asker)
+    }
+
+    fn log_read(&mut self, after: u64, through: u64, limit: u64) -> Result<Vec<LogEntry>> {
+        let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT position, bytes FROM atomik_log WHERE position > ?1 AND position <= ?2 \
+                 ORDER BY position LIMIT ?3",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![clamp(after), clamp(through), clamp(limit)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .and_then(Iterator::collect)
+            })
+            .map_err(se)?;
+        rows.into_iter()
+            .map(|(position, bytes)| {
+                let b = batch_from(&bytes, "atomik_log")?;
+                Ok(LogEntry {
+                    position: position as u64,
+                    origin: b.origin,
+                    seq: b.seq,
+                    changes: b.changes,
+                })
+            })
+            .collect()
     }
 
     fn log_trim(&mut self, before: u64) -> Result<u64> {
