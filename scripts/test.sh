@@ -54,6 +54,11 @@ done
 cargo run --locked --release -p atomik-cli --features session -- bench --only w7load \
     --concurrency 1,16 --seconds 1 --repeats 1 --out "$BENCH_OUT"
 [ -s "$BENCH_OUT/w7load.json" ] || { echo "atomik bench --only w7load did not write w7load.json" >&2; exit 1; }
+# Live push, briefly: a watching device against one polling every second,
+# on both hubs (the README's figures: --changes 100).
+cargo run --locked --release -p atomik-cli --features session -- bench --only push \
+    --changes 20 --out "$BENCH_OUT"
+[ -s "$BENCH_OUT/push.json" ] || { echo "atomik bench --only push did not write push.json" >&2; exit 1; }
 rm -rf "$BENCH_OUT"
 
 section "clippy and formatting"

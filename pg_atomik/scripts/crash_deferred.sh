@@ -39,3 +39,21 @@ workers=$(as_pg "$BIN/psql" -X -At -h "$DIR/sock" -p "$PORT" -U postgres -d post
     -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_atomik fold'")
 echo "fold workers running after the last restart: $workers"
 [ "$workers" = 1 ] || { echo "the fold worker is not running" >&2; exit 1; }
+
+# The worker also numbers committed log entries (atomik_publish's job): a
+# device's upload served here reaches the log, and NOTIFY, without any
+# further serve or call.
+psql_at() { as_pg "$BIN/psql" -X -At -v ON_ERROR_STOP=1 -h "$DIR/sock" -p "$PORT" -U postgres -d "$1" -c "$2"; }
+psql_at postgres "DROP DATABASE IF EXISTS atomik_crash_device" >/dev/null
+psql_at postgres "CREATE DATABASE atomik_crash_device" >/dev/null
+psql_at atomik_crash_device "CREATE EXTENSION pg_atomik; CREATE TABLE hot (id bigint PRIMARY KEY, n atomik); SELECT atomik_track('hot', 'n'); INSERT INTO hot VALUES (1, atomik_add(5))" >/dev/null
+request=$(psql_at atomik_crash_device "SELECT encode(atomik_sync_request(), 'hex')")
+before=$(psql_at atomik_crash "SELECT atomik_sync(decode('$request', 'hex')) IS NOT NULL; SELECT atomik_log_position()" | tail -1)
+for _ in $(seq 1 100); do
+    after=$(psql_at atomik_crash "SELECT atomik_log_position()")
+    [ "$after" -gt "$before" ] && break
+    sleep 0.05
+done
+echo "log position after the device's sync: $before, then $after (numbered by the worker)"
+[ "$after" -gt "$before" ] || { echo "the fold worker did not number the device's log entry" >&2; exit 1; }
+psql_at postgres "DROP DATABASE atomik_crash_device" >/dev/null

@@ -39,6 +39,21 @@ pub fn replication(mode: Mode) -> Result<()> {
     Ok(())
 }
 
+/// [`replication`] if it can be taken without waiting: false when another
+/// transaction holds it in a conflicting mode.
+///
+/// # Errors
+/// As [`replication`].
+pub fn try_replication(mode: Mode) -> Result<bool> {
+    let relid = crate::internal::table(c"replication_lock")?;
+    let lockmode = match mode {
+        Mode::Alone => pg_sys::ExclusiveLock,
+        Mode::Shared => pg_sys::RowExclusiveLock,
+    };
+    // SAFETY: as in `replication`.
+    Ok(unsafe { pg_sys::ConditionalLockRelationOid(relid, lockmode as pg_sys::LOCKMODE) })
+}
+
 /// Take the fold lock until the end of the transaction: wait for it
 /// (`wait`), or return false at once when another fold holds it.
 ///

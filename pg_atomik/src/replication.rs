@@ -107,8 +107,9 @@ fn atomik_changes(vector: &[u8]) -> Vec<u8> {
     call(false, Mode::Shared, |s| v2::changes_for(s, vector))
 }
 
-/// Number the committed pending log entries, if there are any and no
-/// other transaction is numbering (the fold worker's step: it tries again
+/// Number the committed pending log entries, if there are any and neither
+/// a numbering transaction nor one that holds the replication lock alone
+/// is in the way (the fold worker's step: it never waits, and tries again
 /// at its next interval).
 ///
 /// # Errors
@@ -120,7 +121,9 @@ pub fn publish_committed() -> Result<()> {
     if !pending {
         return Ok(());
     }
-    locks::replication(Mode::Shared)?;
+    if !locks::try_replication(Mode::Shared)? {
+        return Ok(());
+    }
     atomik_core::log_store::LogStore::log_publish(&mut PgStore::new())
 }
 

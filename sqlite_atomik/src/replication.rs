@@ -135,10 +135,19 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             with_store(c, |s| v2::seal(s, now()).map(|n| n as i64)),
         )
     })?;
+    // Read-only, without a savepoint (so usable inside an INSERT … SELECT):
+    // a file without atomik tables is at position 0.
     stateful(conn, "atomik_log_position", 0, |_ctx, c| {
         run(
             "atomik_log_position",
-            with_store(c, |s| atomik_core::feed::position(s).map(|p| p as i64)),
+            schema::readable(c).and_then(|exists| {
+                if !exists {
+                    return Ok(0);
+                }
+                atomik_core::feed::position(&mut SqliteStore::new(c))
+                    .map(|p| p as i64)
+                    .map_err(|e| e.to_string())
+            }),
         )
     })?;
     stateful(conn, "atomik_vector", 0, |_ctx, c| {

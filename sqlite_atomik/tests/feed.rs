@@ -403,3 +403,60 @@ fn a_consumer_killed_at_random_points_sees_each_delta_exactly_once() {
     drop(hub);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README's consumer job, statement for statement.
+#[test]
+fn the_readme_job_keeps_inventory_events() {
+    let hub = mem();
+    let d = mem();
+    for c in [&hub, &d] {
+        c.execute_batch(
+            "CREATE TABLE inventory(sku INTEGER PRIMARY KEY, qty BLOB, flags BLOB);
+             SELECT atomik_track('inventory', 'qty'); SELECT atomik_track('inventory', 'flags', 'xor');",
+        )
+        .unwrap();
+    }
+    hub.execute_batch(
+        "CREATE TABLE inventory_events (position INTEGER, origin TEXT, sku INTEGER, delta INTEGER);
+         CREATE TABLE inventory_cursor (position INTEGER NOT NULL);
+         INSERT INTO inventory_cursor SELECT atomik_log_position();",
+    )
+    .unwrap();
+    let job = "BEGIN IMMEDIATE;
+        CREATE TEMP TABLE feed_page AS
+          SELECT * FROM atomik_feed((SELECT position FROM inventory_cursor), 100);
+        INSERT INTO inventory_events
+          SELECT position, origin, key, delta FROM feed_page WHERE tbl = 'inventory' AND col = 'qty';
+        UPDATE inventory_cursor SET position = coalesce((SELECT max(position) FROM feed_page), position);
+        DROP TABLE feed_page;
+        COMMIT;";
+    for round in 1..=3 {
+        d.execute(
+            "INSERT INTO inventory VALUES (?1, atomik_add(-?1), atomik_xor(1)) \
+             ON CONFLICT(sku) DO UPDATE SET qty = atomik_accum(qty, -?1)",
+            [round],
+        )
+        .unwrap();
+        sync(&d, &hub);
+        hub.execute_batch(job).unwrap();
+        hub.execute_batch(job).unwrap(); // nothing new: nothing twice
+    }
+    let events: Vec<(i64, String, i64, i64)> = hub
+        .prepare("SELECT position, origin, sku, delta FROM inventory_events ORDER BY position")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let site = text(&d, "SELECT atomik_site_id()");
+    assert_eq!(
+        events,
+        vec![
+            (1, site.clone(), 1, -1),
+            (2, site.clone(), 2, -2),
+            (3, site, 3, -3)
+        ],
+        "one event per qty delta, none of the flags column"
+    );
+    assert_eq!(int(&hub, "SELECT position FROM inventory_cursor"), 3);
+}

@@ -39,6 +39,10 @@ UPDATE inv SET qty = atomik_accum(qty, -3) WHERE sku = 2;
 SELECT sku, atomik_read(qty), atomik_pending(qty), atomik_read(flags), atomik_pending(flags) FROM inv ORDER BY sku;
 SELECT atomik_read(atomik_fold(qty)), atomik_pending(atomik_fold(qty)), atomik_read(atomik_fold(flags)) FROM inv;
 SELECT atomik_digest('inv', 'qty'), atomik_digest('inv', 'flags');
+-- The changefeed of a replica that has neither served nor synced: an
+-- empty log at position 0.
+SELECT atomik_log_position();
+SELECT count(*) FROM atomik_feed(0);
 -- Sealing ships the pending deltas: seq 1, then nothing pending (0).
 SELECT atomik_seal();
 SELECT atomik_seal();
@@ -52,6 +56,10 @@ SELECT kind, seq, tbl, col, grp, key, delta FROM atomik_inspect(atomik_sync_requ
 SELECT atomik_digest('inv', 'nosuch');
 SELECT atomik_apply(atomik_bytes(atomik_add(1)));
 SELECT atomik_sync_finish(atomik_sync_request());
+-- A replica that syncs upstream is a device: it keeps no log to feed from.
+SELECT * FROM atomik_feed(0);
+SELECT atomik_log_position();
+SELECT * FROM atomik_feed(-1);
 SELECT atomik_untrack('inv', 'flags');
 -- Untracking an untracked column does nothing (0).
 SELECT atomik_untrack('inv', 'flags');

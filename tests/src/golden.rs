@@ -10,7 +10,9 @@
 //! line per row, columns separated by ` | `, BLOBs / `bytea` as `\x` and
 //! lowercase hex, NULL as `NULL`; an error as `ERROR: ` and its message.
 //!
-//! One difference is normalised, because it is each engine's convention:
+//! Site ids (32 hex digits, random per replica) in error messages are
+//! shown as `<site>`. One difference is normalised, because it is each
+//! engine's convention:
 //! SQLite has no error context, so sqlite_atomik starts every message with
 //! the function's name (and `argument N: ` where one argument is at fault);
 //! PostgreSQL names the function in the error's CONTEXT instead. The
@@ -51,10 +53,35 @@ impl Engine {
     fn run(&mut self, statement: &str) -> Outcome {
         let sql = self.dialect(statement);
         match self {
-            Engine::Sqlite(c) => run_sqlite(c, &sql).map_err(|e| sqlite_message(&e)),
-            Engine::Postgres(c) => run_postgres(c, &sql).map_err(|e| postgres_message(&e)),
+            Engine::Sqlite(c) => run_sqlite(c, &sql).map_err(|e| sites(&sqlite_message(&e))),
+            Engine::Postgres(c) => run_postgres(c, &sql).map_err(|e| sites(&postgres_message(&e))),
         }
     }
+}
+
+/// `message` with every site id (32 hex digits, random per replica) shown
+/// as `<site>`, so that errors that name this replica compare.
+fn sites(message: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |out: &mut String, run: &mut String| {
+        if run.len() == 32 {
+            out.push_str("<site>");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in message.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut out, &mut run);
+            out.push(c);
+        }
+    }
+    flush(&mut out, &mut run);
+    out
 }
 
 fn run_sqlite(c: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<Vec<String>>> {

@@ -99,6 +99,29 @@ SELECT count(*) FROM atomik_feed(0);
 RESET search_path;
 DROP SCHEMA evil_feed CASCADE;
 
+-- The README's consumer job: events and cursor in one statement, the
+-- page read once; run twice, it keeps nothing twice.
+CREATE TABLE inventory_events (position bigint, origin text, sku bigint, delta bigint);
+CREATE TABLE inventory_cursor (position bigint NOT NULL);
+INSERT INTO inventory_cursor SELECT 0;
+WITH page AS MATERIALIZED (
+       SELECT * FROM atomik_feed((SELECT position FROM inventory_cursor), 100)),
+     kept AS (
+       INSERT INTO inventory_events
+       SELECT position, origin, (key)::bigint, delta FROM page
+        WHERE tbl = 'stock' AND col = 'qty')
+UPDATE inventory_cursor SET position = coalesce((SELECT max(position) FROM page), position);
+WITH page AS MATERIALIZED (
+       SELECT * FROM atomik_feed((SELECT position FROM inventory_cursor), 100)),
+     kept AS (
+       INSERT INTO inventory_events
+       SELECT position, origin, (key)::bigint, delta FROM page
+        WHERE tbl = 'stock' AND col = 'qty')
+UPDATE inventory_cursor SET position = coalesce((SELECT max(position) FROM page), position);
+SELECT position, sku, delta FROM inventory_events ORDER BY position, sku;
+SELECT position FROM inventory_cursor;
+DROP TABLE inventory_events, inventory_cursor;
+
 -- A trimmed log refuses a cursor behind it.
 SELECT atomik_horizon(1);
 SELECT pg_sleep(2.1);
