@@ -34,8 +34,9 @@ cargo install --locked --path cli --root "$INSTALL_ROOT" --target-dir target
     || { echo "the installed atomik's demo did not converge" >&2; exit 1; }
 rm -rf "$INSTALL_ROOT"
 
-section "sqlite_atomik: the loadable .so in python3 and the sqlite3 shell"
+section "sqlite_atomik: the loadable .so in python3 and the sqlite3 shell; the Python wheel in a fresh venv"
 sqlite_atomik/test-loadable.sh
+python/test.sh
 
 section "pg_atomik: build, install, pg_regress, isolation, pg_test, concurrency (throwaway cluster)"
 pg_atomik/test.sh
