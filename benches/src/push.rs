@@ -151,7 +151,10 @@ impl Device {
     fn watch(&self, after: u64) -> Result<u64> {
         let answer = self
             .http
-            .get(&format!("{}/watch?after={after}&wait={WATCH_SECS}", self.url))
+            .get(&format!(
+                "{}/watch?after={after}&wait={WATCH_SECS}",
+                self.url
+            ))
             .call()
             .context("GET /watch")?
             .into_string()?;
@@ -300,7 +303,14 @@ fn measure_hub(
 ) -> Result<HubPush> {
     let dir = tempfile::tempdir()?;
     eprintln!("live push on {name}: {} changes watched", params.changes);
-    let watch = measure(url, dir.path(), Mode::Watch, params.changes, params.gap_ms, rng)?;
+    let watch = measure(
+        url,
+        dir.path(),
+        Mode::Watch,
+        params.changes,
+        params.gap_ms,
+        rng,
+    )?;
     eprintln!(
         "live push on {name}: {} changes polled every {} ms",
         params.poll_changes, params.poll_interval_ms

@@ -43,7 +43,7 @@ echo "fold workers running after the last restart: $workers"
 # The worker also numbers committed log entries (atomik_publish's job): a
 # device's upload served here reaches the log, and NOTIFY, without any
 # further serve or call.
-psql_at() { as_pg "$BIN/psql" -X -At -v ON_ERROR_STOP=1 -h "$DIR/sock" -p "$PORT" -U postgres -d "$1" -c "$2"; }
+psql_at() { as_pg env PGOPTIONS="-c client_min_messages=warning" "$BIN/psql" -X -At -v ON_ERROR_STOP=1 -h "$DIR/sock" -p "$PORT" -U postgres -d "$1" -c "$2"; }
 psql_at postgres "DROP DATABASE IF EXISTS atomik_crash_device" >/dev/null
 psql_at postgres "CREATE DATABASE atomik_crash_device" >/dev/null
 psql_at atomik_crash_device "CREATE EXTENSION pg_atomik; CREATE TABLE hot (id bigint PRIMARY KEY, n atomik); SELECT atomik_track('hot', 'n'); INSERT INTO hot VALUES (1, atomik_add(5))" >/dev/null
