@@ -6,6 +6,8 @@
 # get load()'s RuntimeError, not a crash.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/../scripts/lib.sh"
+apt_install python3 python3-venv
 work="$(mktemp -d /tmp/atomik-wheel.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 wheel="$("$here/build-wheel.sh" "$work/dist")"
