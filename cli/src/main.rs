@@ -233,10 +233,30 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Run `suite` on `--pg`'s cluster, or on a throwaway cluster when none is
+/// given and pg_atomik is installed, or without PostgreSQL (`--no-pg`, or
+/// pg_atomik not installed).
+fn with_pg_when_possible<T>(
+    args: &BenchArgs,
+    config: &atomik_bench::BenchConfig,
+    suite: impl FnOnce(&atomik_bench::BenchConfig) -> Result<T>,
+) -> Result<T> {
+    use atomik_bench::{cluster, BenchConfig};
+    if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err() {
+        return suite(config);
+    }
+    cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {
+        suite(&BenchConfig {
+            pg: Some(conninfo.to_string()),
+            ..config.clone()
+        })
+    })
+}
+
 /// `atomik bench --only w7`: the fleet suite on SQLite and, when it can,
 /// PostgreSQL; prints one line per (hub, N) and the ratios.
 fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Result<()> {
-    use atomik_bench::{cluster, run_fleet, w7::W7Params, BenchConfig};
+    use atomik_bench::{cluster, run_fleet, w7::W7Params};
     let mut params = W7Params::standard(args.full);
     if let Some(fleet) = &args.fleet {
         params.fleets = fleet.clone();
@@ -248,20 +268,7 @@ fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Resu
     if args.no_sqlite && args.pg.is_none() {
         cluster::check_pg_atomik_installed()?;
     }
-    let report = if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err()
-    {
-        run_fleet(config, &params)?
-    } else {
-        cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {
-            run_fleet(
-                &BenchConfig {
-                    pg: Some(conninfo.to_string()),
-                    ..config.clone()
-                },
-                &params,
-            )
-        })?
-    };
+    let report = with_pg_when_possible(args, config, |config| run_fleet(config, &params))?;
     println!("| hub | N | syncs | bytes up | bytes down | envelope up / down | cells down | hub ms mean / p90 | hub µs per cell | device ms | log / registry |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for p in &report.points {
@@ -294,7 +301,7 @@ fn run_fleet_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Resu
 /// SQLite hub and, when it can, a PostgreSQL hub (`--pg`, or a throwaway
 /// cluster); prints the table and writes push.json.
 fn run_push_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Result<()> {
-    use atomik_bench::{cluster, push::PushParams, run_push, BenchConfig};
+    use atomik_bench::{push::PushParams, run_push};
     let mut params = PushParams::standard(args.full);
     if let Some(n) = args.changes {
         if n == 0 {
@@ -304,21 +311,7 @@ fn run_push_bench(args: &BenchArgs, config: &atomik_bench::BenchConfig) -> Resul
         params.poll_changes = n;
     }
     let atomik = std::env::current_exe()?;
-    let report = if args.no_pg || args.pg.is_some() || cluster::check_pg_atomik_installed().is_err()
-    {
-        run_push(config, &params, &atomik)?
-    } else {
-        cluster::with_throwaway_cluster(args.cluster_port, |conninfo| {
-            run_push(
-                &BenchConfig {
-                    pg: Some(conninfo.to_string()),
-                    ..config.clone()
-                },
-                &params,
-                &atomik,
-            )
-        })?
-    };
+    let report = with_pg_when_possible(args, config, |config| run_push(config, &params, &atomik))?;
     println!("| hub | device | changes | median ms | p90 ms | p99 ms | max ms | device syncs | watches |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for h in &report.hubs {

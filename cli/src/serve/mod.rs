@@ -271,6 +271,35 @@ fn who(principal: Option<&Principal>, peer: Option<Peer>) -> String {
     }
 }
 
+/// Admit a request by its headers: its token (with `--auth-key`), then its
+/// principal's rate. The principal and who it is, for the log; or the
+/// refusal, already logged.
+fn admit(
+    state: &ServeState,
+    headers: &axum::http::HeaderMap,
+    peer: Option<Peer>,
+) -> Result<(Option<Principal>, String), Box<Response>> {
+    let principal = match &state.auth {
+        Some(verifier) => match verifier.authenticate(headers) {
+            Ok(p) => Some(p),
+            Err(f) => return Err(Box::new(f.reply(&who(None, peer)))),
+        },
+        None => None,
+    };
+    let who = who(principal.as_ref(), peer);
+    if let Some(rate) = &state.rate {
+        let key = match (&principal, peer) {
+            (Some(p), _) => p.sub.clone(),
+            (None, Some(peer)) => peer.0.ip().to_string(),
+            (None, None) => "-".to_string(),
+        };
+        if let Err(f) = rate.check(&key) {
+            return Err(Box::new(f.reply(&who)));
+        }
+    }
+    Ok((principal, who))
+}
+
 /// The request's `Content-Length`, when it has one that is a number.
 fn announced_length(headers: &axum::http::HeaderMap) -> Option<usize> {
     let value = headers.get(header::CONTENT_LENGTH)?;
@@ -300,25 +329,10 @@ async fn sync(
     }): Extension<BodyLimits>,
     request: Request,
 ) -> Response {
-    let peer = peer.map(|p| p.0);
-    let principal = match &state.auth {
-        Some(verifier) => match verifier.authenticate(request.headers()) {
-            Ok(p) => Some(p),
-            Err(f) => return f.reply(&who(None, peer)),
-        },
-        None => None,
+    let (principal, who) = match admit(&state, request.headers(), peer.map(|p| p.0)) {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
     };
-    let who = who(principal.as_ref(), peer);
-    if let Some(rate) = &state.rate {
-        let key = match (&principal, peer) {
-            (Some(p), _) => p.sub.clone(),
-            (None, Some(peer)) => peer.0.ip().to_string(),
-            (None, None) => "-".to_string(),
-        };
-        if let Err(f) = rate.check(&key) {
-            return f.reply(&who);
-        }
-    }
     // A body announced past the limit is refused before any of it is read
     // (the body limit alone would read up to the limit first).
     if let Some(announced) = announced_length(request.headers()).filter(|n| *n > max_body) {

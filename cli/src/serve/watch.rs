@@ -32,7 +32,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 use super::errors::{Code, Failure};
 use super::listener::Peer;
-use super::{who, Backend, ServeState};
+use super::{admit, Backend, ServeState};
 
 /// Default and longest `wait`, in seconds.
 pub const DEFAULT_WAIT_SECS: u64 = 25;
@@ -104,25 +104,11 @@ pub async fn watch(
     query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let peer = peer.map(|p| p.0);
-    let principal = match &state.auth {
-        Some(verifier) => match verifier.authenticate(&headers) {
-            Ok(p) => Some(p),
-            Err(f) => return f.reply(&who(None, peer)),
-        },
-        None => None,
+    // Any valid token may watch: the answer is only a position.
+    let who = match admit(&state, &headers, peer.map(|p| p.0)) {
+        Ok((_, who)) => who,
+        Err(refused) => return *refused,
     };
-    let who = who(principal.as_ref(), peer);
-    if let Some(rate) = &state.rate {
-        let key = match (&principal, peer) {
-            (Some(p), _) => p.sub.clone(),
-            (None, Some(peer)) => peer.0.ip().to_string(),
-            (None, None) => "-".to_string(),
-        };
-        if let Err(f) = rate.check(&key) {
-            return f.reply(&who);
-        }
-    }
     let query = match query {
         Ok(Query(q)) => q,
         Err(rejection) => {
