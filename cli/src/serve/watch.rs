@@ -34,7 +34,7 @@ use super::errors::{Code, Failure};
 use super::listener::Peer;
 use super::{admit, Backend, ServeState};
 
-/// Default and longest `wait`, in seconds.
+/// Default `wait`, in seconds.
 pub const DEFAULT_WAIT_SECS: u64 = 25;
 /// The longest `wait` a watch may ask for.
 pub const MAX_WAIT_SECS: u64 = 60;
